@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Audit entries in the systemd journal: SPEC §8, one call per event. */
+#pragma once
+
+#include <stdint.h>
+
+#include "request.h"
+
+struct audit_entry {
+        const char *event;                 /* LOCKBOX_EVENT, must have a MESSAGE_ID */
+        int priority;                      /* LOG_* */
+        const struct lb_request *request;  /* gives REQUEST_ID, TENANT, TICKET, EXPIRES; may be NULL */
+        const char *activity;              /* LOCKBOX_ACTIVITY */
+        const char *user;                  /* LOCKBOX_USER */
+        const char *operator_account;      /* LOCKBOX_OPERATOR */
+        const char *decision;              /* LOCKBOX_APPROVAL_DECISION */
+        bool item;                         /* LOCKBOX_ITEM = the request id (decisions) */
+        const char *ip;                    /* LOCKBOX_IP */
+        const char *tenant;                /* LOCKBOX_TENANT when there is no request */
+        const char *extra_name;            /* one more LOCKBOX_* field, e.g. "LOCKBOX_SESSION" */
+        const char *extra_value;
+        const char *message;               /* MESSAGE, already escaped */
+};
+
+/* Writes e to the journal. Returns 0 or -errno: a caller that must not act
+ * without an audit trail treats an error as a refusal. */
+int audit_write(const struct audit_entry *e);
+
+#define ACTIVITY_DECISION "Set-AccessToCustomerDataRequest"

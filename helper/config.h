@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* lockbox.conf: one loader for lockboxd, the lockbox CLI and pam_lockbox.so. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef LOCKBOX_CONFIG_PATH
+#define LOCKBOX_CONFIG_PATH "/etc/lockbox/lockbox.conf"
+#endif
+#define CONFIG_SIZE_MAX (64 * 1024)
+#define CONFIG_ERROR_MAX 512
+#define CONFIG_MAIL_TO_MAX 32
+
+struct lb_config {
+        bool enabled;
+        char *tenant;
+        char *operator_display_name;
+        bool require_manager_approval;
+        uint64_t request_timeout;       /* seconds */
+        uint64_t max_duration;          /* seconds */
+        uint64_t min_duration;          /* seconds */
+        uint64_t default_duration;      /* seconds */
+        uint64_t pam_timeout;           /* seconds */
+        char *socket;
+        char *database;
+        char *group_operators;
+        char *group_managers;
+        char *group_approvers;
+        char *group_admins;
+        char *notify_command;           /* "" = none */
+        char **notify_mail_to;          /* n_notify_mail_to addresses */
+        size_t n_notify_mail_to;
+        char *notify_sendmail;
+        char *notify_from;
+};
+
+/* Defaults of every key, as SPEC §7 lists them. Returns 0 or -ENOMEM. */
+int config_defaults(struct lb_config **ret);
+
+/* Loads path: opened O_RDONLY|O_CLOEXEC|O_NOCTTY|O_NOFOLLOW, must be a regular
+ * file owned by root, not group- or world-writable, at most CONFIG_SIZE_MAX
+ * bytes; "@include" is refused. Keys missing from the file keep their
+ * defaults; unknown keys, wrong types and bad values are errors.
+ * On error returns -errno (-ENOENT missing, -ELOOP symlink, -EPERM unsafe
+ * ownership or mode, -EFBIG too large, -EINVAL syntax or value) and writes one
+ * line to err naming the file, the line and the key where known:
+ *   "/etc/lockbox/lockbox.conf:7: max_duration: invalid duration 'forever'". */
+int config_load(const char *path, struct lb_config **ret, char err[static CONFIG_ERROR_MAX]);
+
+/* For the fuzzer and tests: config_load() without the file, parsing len bytes of
+ * buf (which need not be NUL-terminated) as if they had been read from path. */
+int config_parse_buffer(const char *path, const char *buf, size_t len, struct lb_config **ret,
+                        char err[static CONFIG_ERROR_MAX]);
+
+void config_free(struct lb_config *c);
+static inline void config_freep(struct lb_config **c) {
+        config_free(*c);
+}

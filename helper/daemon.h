@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* lockboxd's state and the operations its bus methods perform. */
+#pragma once
+
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "policy.h"
+#include "request.h"
+#include "store.h"
+
+struct daemon {
+        sd_event *event;
+        char *config_path;
+        struct lb_config *config;
+        char *database_path;
+        struct store *store;
+        char *socket_path;
+        int listen_fd;
+        bool socket_bound_here;         /* we created the socket file, so we remove it */
+        sd_event_source *listen_source;
+        sd_event_source *deadline_timer;
+        struct connection *connections; /* bus.c's list of client connections */
+        unsigned n_connections;
+};
+
+int daemon_new(const char *config_path, const char *socket_override, const char *database_override,
+               struct daemon **ret);
+void daemon_free(struct daemon *d);
+int daemon_run(struct daemon *d);
+
+/* SIGHUP: loads the config again; on error keeps the running one. Audited. */
+int daemon_reload(struct daemon *d);
+
+/* Applies every time-driven transition due now (expiry, grant end), audits
+ * each, and re-arms the timer for the next deadline. */
+int daemon_settle(struct daemon *d);
+
+/* The wall clock in whole seconds; every check reads it anew. */
+int64_t daemon_now(void);
+
+/* Operations behind the bus methods. Each returns 0, or a negative errno with
+ * error set to a LB_ERROR_* name and a one-line message for the caller. */
+int daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+                          const char *tenant, const char *ticket, const char *reason,
+                          uint64_t duration, struct lb_request *ret, sd_bus_error *error);
+int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix,
+                  struct lb_request *ret, sd_bus_error *error);
+int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
+                  const char *id_or_prefix, const char *comment, struct lb_request *ret,
+                  sd_bus_error *error);
+int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
+                struct lb_request **ret, size_t *ret_n, sd_bus_error *error);
+
+struct access_answer {
+        bool admitted;
+        const char *reason;             /* static text */
+        struct lb_request grant;        /* id[0] == 0 when none */
+};
+/* A session of operator user opens (PAM session stage): it must run under an active
+ * grant (or the lockbox be disabled); it is audited and registered. *ret_request_id
+ * gets the grant's id ("" when disabled, or for a user who is no operator). */
+int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
+                        const char *tty, uint32_t pid, const char *logind_session,
+                        char ret_request_id[static ID_LEN + 1], sd_bus_error *error);
+int daemon_session_close(struct daemon *d, const char *user, const char *service, const char *rhost,
+                         const char *tty, uint32_t pid, sd_bus_error *error);
+
+/* Would user be admitted now? With audit, writes access-granted/access-denied
+ * and fails (refusing) when the entry cannot be written. */
+int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
+                  const char *tty, bool audit, struct access_answer *ret, sd_bus_error *error);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The sd-bus interface lockboxd serves on its direct Unix socket (no dbus-daemon).
+ *
+ * Methods of LB_BUS_INTERFACE at LB_BUS_PATH ("" stands for none, 0 for no time):
+ *   CreateRequest(s tenant, s ticket, s reason, t duration) -> (s id)      operator
+ *   ListRequests(s filter) -> (a REQUEST)     filter: "" pending+active, "all", or a state
+ *   GetRequest(s id_or_prefix) -> (REQUEST)
+ *   Approve(s id, s comment) / Deny(s id, s comment) / Revoke(s id, s comment)
+ *   Cancel(s id) -> (REQUEST)                                 each returns the request after
+ *   CheckUser(s user) -> (b admitted, s reason, s request_id, x expires_at)      admin
+ *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts)
+ *   AccessCheck(s user, s service, s rhost, s tty)
+ *       -> (b admitted, s reason, s request_id, x expires_at)      uid 0 only, audited
+ *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)
+ *       -> (s request_id)                                           uid 0 only, audited
+ *   SessionClose(s user, s service, s rhost, s tty, u pid)          uid 0 only, audited
+ */
+#pragma once
+
+#define LB_BUS_PATH      "/org/lockbox/Lockbox"
+#define LB_BUS_INTERFACE "org.lockbox.Lockbox1"
+
+/* REQUEST: id, tenant, requester, ticket, reason, duration, state, created_at,
+ * decided_at, manager, approver, comment, expires_at */
+#define LB_REQUEST_SIG "(ssssstsxxsssx)"
+#define LB_REQUEST_SIG_INNER "ssssstsxxsssx"
+
+/* Errors, each mapped to one CLI exit status. Anything else is exit 4. */
+#define LB_ERROR_REFUSED          "org.lockbox.Error.Refused"          /* 1 */
+#define LB_ERROR_INVALID          "org.lockbox.Error.InvalidArgument"  /* 2 */
+#define LB_ERROR_NO_SUCH_REQUEST  "org.lockbox.Error.NoSuchRequest"    /* 3 */
+#define LB_ERROR_FAILED           "org.lockbox.Error.Failed"           /* 4 */
+
+#define LB_LIST_LIMIT 10000

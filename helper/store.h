@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The SQLite store: lockboxd is its only user and its only writer. All SQL lives in store.c. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "request.h"
+
+struct store;
+
+/* Opens (creating if missing, mode 0600) the database at path: WAL,
+ * synchronous=FULL, foreign_keys=ON, busy_timeout, secure_delete; runs forward
+ * migrations keyed on PRAGMA user_version; refuses a database whose schema
+ * version is newer than this build knows (-EPROTO) and one that fails
+ * "PRAGMA quick_check" (-EUCLEAN). Statements are prepared once here.
+ * Returns 0 or -errno; on error writes a one-line cause to err. */
+int store_open(const char *path, struct store **ret, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. Returns 0 or -EIO (-EBUSY if locked). */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+int store_rollback(struct store *s);
+
+/* Inserts a new request (all fields of r). -EEXIST on a duplicate id. */
+int store_insert(struct store *s, const struct lb_request *r);
+
+/* Writes the mutable fields of r (state, decided_at, manager, approver,
+ * comment, expires_at) to the row with r->id. -ENOENT if there is none. */
+int store_update(struct store *s, const struct lb_request *r);
+
+/* Reads the request with exactly this id into ret (caller request_done()s). -ENOENT. */
+int store_get(struct store *s, const char *id, struct lb_request *ret);
+
+/* Resolves a valid id prefix (see id_prefix_valid) to the full id, among all
+ * requests or, when requester is not NULL, among that requester's only.
+ * Returns 0, -ENOENT (no match) or -ENOTUNIQ (two or more). */
+int store_resolve_prefix(struct store *s, const char *prefix, const char *requester, char out[static ID_LEN + 1]);
+
+/* Requests whose state is in state_mask (STATE_BIT()s), of requester only
+ * when not NULL, newest first, at most limit. Returns 0 and a malloc'd array
+ * (request_array_free) or -errno. */
+int store_list(struct store *s, const char *requester, unsigned state_mask, size_t limit,
+               struct lb_request **ret, size_t *ret_n);
+
+/* The approved grant of requester for tenant with expires_at > now that runs
+ * longest, into ret. -ENOENT if none. This runs on every operator login. */
+int store_active_grant(struct store *s, const char *requester, const char *tenant, int64_t now,
+                       struct lb_request *ret);
+
+/* Requests due for a time-driven transition: pending or pending-manager ones
+ * created at or before pending_created_before, and approved ones with
+ * expires_at <= now. Oldest deadline first, at most limit. Array as above. */
+int store_due(struct store *s, int64_t pending_created_before, int64_t now, size_t limit,
+              struct lb_request **ret, size_t *ret_n);
+
+/* The earliest moment something becomes due: min over pending requests of
+ * created_at + request_timeout and over approved ones of expires_at.
+ * -ENOENT if nothing is pending or approved. */
+int store_next_deadline(struct store *s, uint64_t request_timeout, int64_t *ret);
+
+/* Number of requests in each state. */
+int store_count_by_state(struct store *s, uint64_t counts[static _LB_STATE_MAX]);
+
+/* ---- operator sessions (registered by the PAM module, ended with their grant) ---------- */
+
+struct lb_session {
+        int64_t id;                     /* assigned by store_session_add */
+        char request_id[ID_LEN + 1];    /* "" when the lockbox was disabled */
+        char *user;
+        uint32_t pid;                   /* the PAM caller (e.g. sshd's session process) */
+        char *service;
+        char *tty;
+        char *rhost;
+        char *logind_session;           /* "" when logind gave none */
+        int64_t opened_at;
+};
+
+void session_done(struct lb_session *s);
+void session_array_free(struct lb_session *a, size_t n);
+
+/* Records a live session; sets s->id. */
+int store_session_add(struct store *s, struct lb_session *session);
+
+/* Removes the live session of user opened by pid into ret (caller session_done()s).
+ * -ENOENT if there is none. */
+int store_session_take(struct store *s, const char *user, uint32_t pid, struct lb_session *ret);
+
+/* Removes the session with this id. -ENOENT if there is none. */
+int store_session_remove(struct store *s, int64_t id);
+
+/* Live sessions opened under request_id (all of them when request_id is NULL). */
+int store_sessions_list(struct store *s, const char *request_id, struct lb_session **ret, size_t *ret_n);

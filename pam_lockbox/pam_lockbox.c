@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* pam_lockbox: admits an operator only while a Customer Lockbox grant of theirs is active,
+ * and registers operator sessions with lockboxd. Users in no lockbox role are left alone. */
+
+#include <stdarg.h>
+#include <syslog.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-login.h>
+
+#include "client.h"
+#include "config.h"
+#include "roles.h"
+#include "text.h"
+#include "util.h"
+
+#define _public_ __attribute__((visibility("default")))
+
+struct module_args {
+        const char *config_path;
+        bool debug;
+        const char *bad_argument;       /* first argument we did not understand */
+};
+
+static void parse_args(int argc, const char **argv, struct module_args *a) {
+        *a = (struct module_args) { .config_path = LOCKBOX_CONFIG_PATH };
+
+        for (int i = 0; i < argc; i++) {
+                if (strncmp(argv[i], "config=", 7) == 0 && argv[i][7] == '/')
+                        a->config_path = argv[i] + 7;
+                else if (streq(argv[i], "debug"))
+                        a->debug = true;
+                else if (!a->bad_argument)
+                        a->bad_argument = argv[i];
+        }
+}
+
+/* Logs why and returns the PAM code. */
+_printf_(4, 5)
+static int log_result(pam_handle_t *handle, int priority, int pam_code, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        pam_vsyslog(handle, priority, fmt, ap);
+        va_end(ap);
+        return pam_code;
+}
+
+static const char *pam_item_string(pam_handle_t *handle, int item) {
+        const void *value = NULL;
+
+        if (pam_get_item(handle, item, &value) != PAM_SUCCESS || !value)
+                return "";
+        return value;
+}
+
+/* Everything the module needs to know before it may talk to the helper. Returns true
+ * for an operator whose checks may go on; otherwise *verdict is what to return: a
+ * refusal, PAM_USER_UNKNOWN, or PAM_IGNORE for users in no role. Never PAM_SUCCESS. */
+static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct module_args *args,
+                    struct lb_config **ret_config, const char **ret_user, int *verdict) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX];
+        const char *user = NULL;
+        int r;
+
+        *verdict = PAM_PERM_DENIED;
+        parse_args(argc, argv, args);
+        r = pam_get_user(handle, &user, NULL);
+        if (r != PAM_SUCCESS || isempty(user)) {
+                pam_syslog(handle, LOG_ERR, "cannot get the user name: %s", pam_strerror(handle, r));
+                return false;
+        }
+
+        /* Without a trustworthy config we cannot tell operators from others: refuse all. */
+        r = config_load(args->config_path, &c, err);
+        if (r < 0) {
+                pam_syslog(handle, LOG_ERR, "refusing %s: %s", user, err);
+                return false;
+        }
+
+        r = user_is_operator(c, user);
+        if (r == -ENOENT) {
+                pam_syslog(handle, LOG_NOTICE, "unknown user %s", user);
+                *verdict = PAM_USER_UNKNOWN;
+                return false;
+        }
+        if (r < 0) {
+                errno = -r;
+                pam_syslog(handle, LOG_ERR, "refusing %s: cannot read group membership: %m", user);
+                return false;
+        }
+        if (r == 0) {
+                if (args->debug)
+                        pam_syslog(handle, LOG_DEBUG, "%s is not an operator, ignoring", user);
+                *verdict = PAM_IGNORE;
+                return false;
+        }
+        if (args->bad_argument) {
+                pam_syslog(handle, LOG_ERR, "refusing operator %s: unknown module argument '%s'", user,
+                           args->bad_argument);
+                return false;
+        }
+
+        *ret_config = c;
+        c = NULL;
+        *ret_user = user;
+        return true;
+}
+
+/* Calls member on lockboxd under the configured timeout. On failure logs the cause and
+ * returns a negative errno; a D-Bus error's message is logged. */
+static int helper_call(pam_handle_t *handle, const struct lb_config *c, const char *user, const char *member,
+                       int (*build)(sd_bus_message *m, void *userdata), void *userdata,
+                       sd_bus_message **reply) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        r = client_open(c->socket, &bus);
+        if (r >= 0)
+                r = client_new_call(bus, &m, member);
+        if (r >= 0)
+                r = build(m, userdata);
+        if (r >= 0)
+                r = client_call(bus, m, c->pam_timeout * 1000000u, &error, reply);
+        if (r == -EBADR) {
+                _cleanup_(freep) char *text = text_escape(error.message ?: error.name);
+                pam_syslog(handle, LOG_ERR, "lockboxd refused %s for %s: %s", member, user, strempty(text));
+        } else if (r < 0) {
+                errno = -r;
+                pam_syslog(handle, LOG_ERR, "cannot ask lockboxd (%s) about %s: %m", c->socket, user);
+        }
+        return r;
+}
+
+struct access_params {
+        const char *user, *service, *rhost, *tty;
+};
+
+static int build_access(sd_bus_message *m, void *userdata) {
+        struct access_params *p = userdata;
+        return sd_bus_message_append(m, "ssss", p->user, p->service, p->rhost, p->tty);
+}
+
+_public_ int pam_sm_acct_mgmt(pam_handle_t *handle, int flags, int argc, const char **argv) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct module_args args;
+        struct access_params p = {};
+        const char *reason = NULL, *request_id = NULL;
+        int64_t expires_at = 0;
+        int admitted = 0, verdict = PAM_PERM_DENIED, r;
+
+        (void) flags;
+        if (!prepare(handle, argc, argv, &args, &c, &p.user, &verdict))
+                return verdict;
+
+        p.service = pam_item_string(handle, PAM_SERVICE);
+        p.rhost = pam_item_string(handle, PAM_RHOST);
+        p.tty = pam_item_string(handle, PAM_TTY);
+        r = helper_call(handle, c, p.user, "AccessCheck", build_access, &p, &reply);
+        if (r < 0) {
+                (void) pam_error(handle, "lockbox: access refused: the lockbox helper could not confirm a grant");
+                return PAM_PERM_DENIED;
+        }
+        r = sd_bus_message_read(reply, "bssx", &admitted, &reason, &request_id, &expires_at);
+        if (r < 0)
+                return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd",
+                                  p.user);
+        if (admitted != 1) {
+                _cleanup_(freep) char *why = text_escape(reason);
+
+                pam_syslog(handle, LOG_NOTICE, "refusing operator %s: %s", p.user, strempty(why));
+                (void) pam_error(handle, "lockbox: access refused (%s); file a request with: "
+                                 "lockbox request --ticket SR --reason TEXT", strempty(why));
+                return PAM_PERM_DENIED;
+        }
+        if (args.debug)
+                pam_syslog(handle, LOG_DEBUG, "admitting operator %s under request %s", p.user, request_id);
+        return PAM_SUCCESS;
+}
+
+struct session_params {
+        struct access_params a;
+        uint32_t pid;
+        const char *logind_session;
+        bool open;
+};
+
+static int build_session(sd_bus_message *m, void *userdata) {
+        struct session_params *p = userdata;
+
+        if (p->open)
+                return sd_bus_message_append(m, "ssssus", p->a.user, p->a.service, p->a.rhost, p->a.tty,
+                                             p->pid, p->logind_session);
+        return sd_bus_message_append(m, "ssssu", p->a.user, p->a.service, p->a.rhost, p->a.tty, p->pid);
+}
+
+static int session_hook(pam_handle_t *handle, int argc, const char **argv, bool open) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(freep) char *logind_session = NULL;
+        struct module_args args;
+        struct session_params p = { .open = open };
+        int verdict = PAM_SESSION_ERR, r;
+
+        if (!prepare(handle, argc, argv, &args, &c, &p.a.user, &verdict))
+                return verdict == PAM_IGNORE ? PAM_IGNORE : PAM_SESSION_ERR;
+
+        p.a.service = pam_item_string(handle, PAM_SERVICE);
+        p.a.rhost = pam_item_string(handle, PAM_RHOST);
+        p.a.tty = pam_item_string(handle, PAM_TTY);
+        p.pid = (uint32_t) getpid();
+        if (sd_pid_get_session(0, &logind_session) < 0)
+                logind_session = NULL;
+        p.logind_session = strempty(logind_session);
+
+        r = helper_call(handle, c, p.a.user, open ? "SessionOpen" : "SessionClose", build_session, &p, &reply);
+        if (r < 0) {
+                if (open)
+                        (void) pam_error(handle, "lockbox: session refused: no active grant could be confirmed");
+                return PAM_SESSION_ERR;
+        }
+        return PAM_SUCCESS;
+}
+
+_public_ int pam_sm_open_session(pam_handle_t *handle, int flags, int argc, const char **argv) {
+        (void) flags;
+        return session_hook(handle, argc, argv, true);
+}
+
+_public_ int pam_sm_close_session(pam_handle_t *handle, int flags, int argc, const char **argv) {
+        (void) flags;
+        return session_hook(handle, argc, argv, false);
+}

@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared harness for the integration, pam and e2e tiers. Source it from a test script:
+#
+#   . "$abs_top_srcdir/tests/lib/harness.sh"
+#   lb_setup                 # private mount namespace, /etc overlay, journald, users, config
+#   lb_start_daemon          # a real lockboxd on a temporary socket and store
+#   as lbt-op1 lockbox request --ticket SR1 --reason test
+#   lb_done                  # prints the TAP plan, cleans up
+#
+# Everything happens inside a private mount namespace: /etc is an overlay (test users and
+# groups never reach the host's files), /run/systemd/journal and /run/log are tmpfs with a
+# journald of our own (the host's journal is untouched). Needs root.
+
+set -u
+
+: "${abs_top_builddir:?run through make check or tests/run}"
+: "${abs_top_srcdir:?run through make check or tests/run}"
+
+LOCKBOX="$abs_top_builddir/helper/lockbox"
+LOCKBOXD="$abs_top_builddir/helper/lockboxd"
+PAM_MODULE="$abs_top_builddir/pam_lockbox/.libs/pam_lockbox.so"
+
+# Re-run the calling script inside a private mount namespace, once.
+if [ -z "${LB_IN_NAMESPACE:-}" ]; then
+        if [ "$(id -u)" != 0 ]; then
+                echo "1..0 # SKIP these tests need root"
+                exit 0
+        fi
+        export LB_IN_NAMESPACE=1
+        exec unshare --mount --propagation private -- "${BASH:-bash}" "$0" "$@"
+fi
+
+LB_TESTS=0
+LB_FAILED=0
+LB_PIDS=()
+LB_USERS=(lbt-op1 lbt-op2 lbt-mgr lbt-mgr2 lbt-appr lbt-appr2 lbt-admin lbt-none lbt-mgrappr)
+
+# ---- TAP ----------------------------------------------------------------------------------
+
+ok() {  # ok CONDITION-EXIT-STATUS DESCRIPTION
+        local status=$1; shift
+        LB_TESTS=$((LB_TESTS + 1))
+        if [ "$status" -eq 0 ]; then
+                echo "ok $LB_TESTS - $*"
+        else
+                LB_FAILED=$((LB_FAILED + 1))
+                echo "not ok $LB_TESTS - $*"
+        fi
+}
+
+is() {  # is GOT WANT DESCRIPTION
+        local got=$1 want=$2; shift 2
+        if [ "$got" = "$want" ]; then
+                ok 0 "$*"
+        else
+                ok 1 "$*"
+                printf '#   got:  %s\n#   want: %s\n' "$got" "$want"
+        fi
+}
+
+like() {  # like GOT REGEX DESCRIPTION
+        local got=$1 re=$2; shift 2
+        if [[ "$got" =~ $re ]]; then
+                ok 0 "$*"
+        else
+                ok 1 "$*"
+                printf '#   got:  %s\n#   want match: %s\n' "$got" "$re"
+        fi
+}
+
+diag() { printf '# %s\n' "$*"; }
+
+bail() {
+        echo "Bail out! $*"
+        exit 1
+}
+
+# ---- the private world --------------------------------------------------------------------
+
+lb_cleanup() {
+        local pid
+        for pid in "${LB_PIDS[@]}"; do
+                kill -TERM "$pid" 2>/dev/null
+        done
+        for pid in "${LB_PIDS[@]}"; do
+                kill -CONT "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+        done
+        # Users' stray processes (e.g. from sessions) must not outlive the test.
+        local u
+        for u in "${LB_USERS[@]}"; do
+                pkill -KILL -u "$u" 2>/dev/null
+        done
+        [ -n "${LB_TMP:-}" ] && rm -rf "$LB_TMP"
+}
+
+lb_setup() {
+        LB_TMP=$(mktemp -d /tmp/lockbox-test.XXXXXX) || bail "mktemp"
+        chmod 0755 "$LB_TMP"
+        trap lb_cleanup EXIT
+        mkdir -p "$LB_TMP/overlay/upper" "$LB_TMP/overlay/work" "$LB_TMP/etc" "$LB_TMP/run" "$LB_TMP/db"
+        chmod 0700 "$LB_TMP/db"
+
+        mount -t overlay overlay \
+                -o "lowerdir=/etc,upperdir=$LB_TMP/overlay/upper,workdir=$LB_TMP/overlay/work" /etc ||
+                bail "cannot overlay /etc"
+        mkdir -p /run/systemd/journal /run/log
+        mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal || bail "cannot mount tmpfs on /run/systemd/journal"
+        mount -t tmpfs -o mode=0755 tmpfs /run/log || bail "cannot mount tmpfs on /run/log"
+        [ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
+
+        lb_start_journald
+        lb_make_users
+        lb_write_config
+}
+
+lb_start_journald() {
+        /lib/systemd/systemd-journald >"$LB_TMP/journald.log" 2>&1 &
+        LB_JOURNALD_PID=$!
+        LB_PIDS+=("$LB_JOURNALD_PID")
+        local i
+        for i in $(seq 100); do
+                [ -S /run/systemd/journal/socket ] && return 0
+                sleep 0.05
+        done
+        bail "journald did not start: $(cat "$LB_TMP/journald.log")"
+}
+
+lb_stop_journald() {
+        kill -TERM "$LB_JOURNALD_PID" 2>/dev/null
+        wait "$LB_JOURNALD_PID" 2>/dev/null
+}
+
+lb_make_users() {
+        local g u
+        for g in lockbox-operators lockbox-managers lockbox-approvers lockbox-admins; do
+                groupadd -f "$g" || bail "groupadd $g"
+        done
+        for u in "${LB_USERS[@]}"; do
+                useradd -M -d "$LB_TMP/home/$u" -s /bin/sh "$u" || bail "useradd $u"
+        done
+        usermod -aG lockbox-operators lbt-op1
+        usermod -aG lockbox-operators lbt-op2
+        usermod -aG lockbox-managers lbt-mgr
+        usermod -aG lockbox-managers lbt-mgr2
+        usermod -aG lockbox-approvers lbt-appr
+        usermod -aG lockbox-approvers lbt-appr2
+        usermod -aG lockbox-admins lbt-admin
+        usermod -aG lockbox-managers,lockbox-approvers lbt-mgrappr
+}
+
+# lb_write_config [KEY=VALUE ...]: the test config with second-scale times; arguments
+# replace or add top-level lines, e.g. lb_write_config 'require_manager_approval = false;'
+LB_CONF=""
+lb_write_config() {
+        LB_CONF="$LB_TMP/etc/lockbox.conf"
+        LB_SOCKET="$LB_TMP/run/lockbox.sock"
+        LB_DATABASE="$LB_TMP/db/lockbox.db"
+        {
+                echo 'enabled = true;'
+                echo 'tenant = "contoso";'
+                echo 'operator_display_name = "Microsoft Operator";'
+                echo 'require_manager_approval = true;'
+                echo "request_timeout = \"${LB_REQUEST_TIMEOUT:-12h}\";"
+                echo 'max_duration = "4h";'
+                echo 'min_duration = "1s";'
+                echo 'default_duration = "1h";'
+                echo 'pam_timeout = "2s";'
+                echo "socket = \"$LB_SOCKET\";"
+                echo "database = \"$LB_DATABASE\";"
+                echo 'groups = { operators = "lockbox-operators"; managers = "lockbox-managers";'
+                echo '           approvers = "lockbox-approvers"; admins = "lockbox-admins"; };'
+        } >"$LB_CONF.new"
+        local line key
+        for line in "$@"; do
+                key=${line%%=*}
+                key=${key// /}
+                sed -i "/^$key *=/d" "$LB_CONF.new"
+                echo "$line" >>"$LB_CONF.new"
+        done
+        chmod 0644 "$LB_CONF.new"
+        mv "$LB_CONF.new" "$LB_CONF"
+}
+
+# ---- the daemon ------------------------------------------------------------------------------
+
+lb_start_daemon() {
+        "$LOCKBOXD" -c "$LB_CONF" "$@" >>"$LB_TMP/lockboxd.log" 2>&1 &
+        LB_DAEMON_PID=$!
+        LB_PIDS+=("$LB_DAEMON_PID")
+        local i
+        for i in $(seq 200); do
+                if [ -S "$LB_SOCKET" ] && "$LOCKBOX" --socket "$LB_SOCKET" status >/dev/null 2>&1; then
+                        return 0
+                fi
+                kill -0 "$LB_DAEMON_PID" 2>/dev/null || break
+                sleep 0.05
+        done
+        diag "lockboxd log:"; sed 's/^/#   /' "$LB_TMP/lockboxd.log"
+        return 1
+}
+
+lb_stop_daemon() {
+        local signal=${1:-TERM}
+        kill "-$signal" "$LB_DAEMON_PID" 2>/dev/null
+        wait "$LB_DAEMON_PID" 2>/dev/null
+        LB_DAEMON_STATUS=$?
+}
+
+# as USER COMMAND...: run COMMAND as USER (a real account, real uid and groups).
+# "lockbox" as COMMAND means the built CLI with the test config.
+as() {
+        local user=$1; shift
+        if [ "$1" = lockbox ]; then
+                shift
+                set -- "$LOCKBOX" -c "$LB_CONF" "$@"
+        fi
+        if [ "$user" = root ]; then
+                "$@"
+        else
+                setpriv --reuid="$user" --regid="$user" --init-groups --reset-env -- "$@"
+        fi
+}
+
+# run USER ARGS...: run the CLI as USER; sets OUT, ERR and RC.
+run() {
+        local user=$1; shift
+        OUT=$(as "$user" lockbox "$@" 2>"$LB_TMP/stderr")
+        RC=$?
+        ERR=$(cat "$LB_TMP/stderr")
+}
+
+# ---- the journal ------------------------------------------------------------------------------
+
+# journal MATCHES...: entries as JSON lines (journalctl -o json), after a sync.
+journal() {
+        journalctl --sync 2>/dev/null
+        journalctl --no-pager -o json "$@" 2>/dev/null
+}
+
+# journal_field FIELD MATCHES...: the FIELD of each matching entry, one per line.
+journal_field() {
+        local field=$1; shift
+        journal "$@" | jq -r --arg f "$field" '.[$f] // empty'
+}
+
+lb_done() {
+        echo "1..$LB_TESTS"
+        [ "$LB_FAILED" -eq 0 ]
+}
