@@ -94,9 +94,10 @@ static int caller_get(struct connection *c, sd_bus_message *m, struct caller *re
         pid_t pid = 0;
         int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_PID, &creds);
+        /* On a direct connection these come from SO_PEERCRED, taken by the kernel at connect(). */
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds);
         if (r >= 0)
-                r = sd_bus_creds_get_uid(creds, &uid);
+                r = sd_bus_creds_get_euid(creds, &uid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "cannot establish the caller's identity");
         (void) sd_bus_creds_get_pid(creds, &pid);
@@ -123,9 +124,9 @@ static int require_root(sd_bus_message *m, sd_bus_error *error) {
         uid_t uid;
         int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID, &creds);
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
         if (r >= 0)
-                r = sd_bus_creds_get_uid(creds, &uid);
+                r = sd_bus_creds_get_euid(creds, &uid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "cannot establish the caller's identity");
         if (uid != 0)
