@@ -18,6 +18,8 @@
 #include "duration.h"
 #include "protocol.h"
 #include "roles.h"
+#include "notify.h"
+#include "sessions.h"
 #include "text.h"
 #include "util.h"
 
@@ -82,7 +84,6 @@ static void audit_time_event(struct daemon *d, const struct lb_request *r) {
         bool expired = r->state == LB_STATE_EXPIRED;
         int k;
 
-        (void) d;
         if (asprintf(&message, expired ? "Request %s by %s expired undecided"
                                        : "Access granted by request %s to %s ended",
                      r->id, strempty(requester)) < 0)
@@ -97,9 +98,11 @@ static void audit_time_event(struct daemon *d, const struct lb_request *r) {
         if (k < 0)
                 fprintf(stderr, "lockboxd: cannot audit %s of request %s: %s\n",
                         expired ? "expiry" : "end", r->id, strerror(-k));
+        notify_event(d, expired ? "expired" : "ended", r, NULL);
 }
 
 int daemon_settle(struct daemon *d) {
+        bool ended_something = false;
         int r;
 
         for (;;) {
@@ -143,7 +146,11 @@ int daemon_settle(struct daemon *d) {
                 request_array_free(due, n);
                 if (changed == 0)
                         break;
+                ended_something = true;
         }
+        /* A grant that ended takes its live sessions with it. */
+        if (ended_something)
+                (void) sessions_enforce(d);
 
         r = daemon_arm_timer(d);
         if (r < 0)
@@ -270,6 +277,7 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
                 return fail_store(error, r, "committing the request");
         }
         (void) daemon_arm_timer(d);
+        notify_event(d, "request-created", &req, NULL);
         *ret = req;
         return 0;
 }
@@ -378,6 +386,9 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
                 return fail_store(error, r, "committing the decision");
         }
         (void) daemon_arm_timer(d);
+        if (req.state == LB_STATE_REVOKED)
+                (void) sessions_enforce(d);
+        notify_event(d, outcome.event, &req, who->name);
         *ret = req;
         return 0;
 }
@@ -614,6 +625,18 @@ static int open_socket(struct daemon *d) {
         return 0;
 }
 
+#define SWEEP_USEC (30ULL * 1000000ULL)
+
+/* Every so often: forget sessions whose processes are gone, and re-check the clock. */
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        (void) daemon_settle(d);
+        (void) sessions_enforce(d);
+        (void) sd_event_source_set_time(s, usec + SWEEP_USEC);
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct daemon *d = userdata;
 
@@ -669,6 +692,8 @@ int daemon_reload(struct daemon *d) {
                         fprintf(stderr, "lockboxd: cannot audit the change of enabled: %s\n", strerror(-r));
         }
         (void) daemon_settle(d);
+        /* Enabling the lockbox ends sessions that were admitted without a grant. */
+        (void) sessions_enforce(d);
         (void) sd_notify(false, "READY=1");
         return 0;
 }
@@ -722,6 +747,7 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);      /* notifiers are watched through sd-event */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         if (r >= 0)
@@ -732,6 +758,11 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = sd_event_add_time(d->event, &d->deadline_timer, CLOCK_REALTIME, 0, 1000, on_deadline, d);
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(d->event, &d->sweep_timer, CLOCK_MONOTONIC, SWEEP_USEC,
+                                               1000000, on_sweep, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->sweep_timer, SD_EVENT_ON);
         if (r >= 0)
                 r = bus_listen(d);
         if (r < 0)
@@ -747,7 +778,9 @@ void daemon_free(struct daemon *d) {
         if (!d)
                 return;
         bus_shutdown(d);
+        notify_shutdown(d);
         sd_event_source_unref(d->deadline_timer);
+        sd_event_source_unref(d->sweep_timer);
         sd_event_source_unref(d->listen_source);
         if (d->listen_fd >= 0)
                 close(d->listen_fd);
@@ -765,8 +798,10 @@ void daemon_free(struct daemon *d) {
 int daemon_run(struct daemon *d) {
         int r;
 
-        /* Settle what ran out while we were down before taking any call. */
+        /* Settle what ran out while we were down before taking any call, and end the
+         * sessions of grants that ended meanwhile. */
         (void) daemon_settle(d);
+        (void) sessions_enforce(d);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving tenant %s on %s", d->config->tenant, d->socket_path);
         r = sd_event_loop(d->event);
         return r;
@@ -811,6 +846,11 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         }
 
         s = (struct lb_session) { .pid = pid, .opened_at = daemon_now() };
+        r = session_identify((pid_t) pid, &s.audit_session, &s.start_time);
+        if (r < 0) {
+                r = fail(error, r, LB_ERROR_INVALID, "no such process %" PRIu32, pid);
+                goto out;
+        }
         strcpy(s.request_id, a.grant.id);
         s.user = strdup(user);
         s.service = strdup(service);

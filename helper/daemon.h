@@ -22,8 +22,10 @@ struct daemon {
         bool socket_bound_here;         /* we created the socket file, so we remove it */
         sd_event_source *listen_source;
         sd_event_source *deadline_timer;
+        sd_event_source *sweep_timer;
         struct connection *connections; /* bus.c's list of client connections */
         unsigned n_connections;
+        struct child *children;         /* notify.c's running notifiers */
 };
 
 int daemon_new(const char *config_path, const char *socket_override, const char *database_override,

@@ -80,6 +80,9 @@ static const char *const migrations[] = {
         "        tty            TEXT    NOT NULL CHECK (typeof(tty) = 'text'),\n"
         "        rhost          TEXT    NOT NULL CHECK (typeof(rhost) = 'text'),\n"
         "        logind_session TEXT    NOT NULL CHECK (typeof(logind_session) = 'text'),\n"
+        "        audit_session  INTEGER NOT NULL CHECK (typeof(audit_session) = 'integer'\n"
+        "                                               AND audit_session BETWEEN 0 AND 4294967295),\n"
+        "        start_time     INTEGER NOT NULL CHECK (typeof(start_time) = 'integer' AND start_time >= 0),\n"
         "        opened_at      INTEGER NOT NULL CHECK (typeof(opened_at) = 'integer' AND opened_at > 0)\n"
         ");\n"
         "CREATE INDEX sessions_request ON sessions (request_id);\n"
@@ -113,7 +116,8 @@ enum {
         _COL_MAX,
 };
 
-#define SESSION_COLUMNS "id, request_id, user, pid, service, tty, rhost, logind_session, opened_at"
+#define SESSION_COLUMNS \
+        "id, request_id, user, pid, service, tty, rhost, logind_session, opened_at, audit_session, start_time"
 
 /* store_list binds ?1 the limit, ?2…?9 the states asked for (NULL for the others), ?10 the requester. */
 #define LIST_STATES_IN "state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -224,8 +228,8 @@ static const struct {
         },
         [STMT_SESSION_ADD] = {
                 "session-add",
-                "INSERT INTO sessions (request_id, user, pid, service, tty, rhost, logind_session, opened_at) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO sessions (request_id, user, pid, service, tty, rhost, logind_session, opened_at, "
+                "audit_session, start_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         },
         [STMT_SESSION_FIND] = {
                 "session-find",
@@ -1074,6 +1078,8 @@ static int row_to_session(sqlite3_stmt *st, struct lb_session *ret) {
                 return -EUCLEAN;
         x.pid = (uint32_t) pid;
         x.opened_at = sqlite3_column_int64(st, 8);
+        x.audit_session = (uint32_t) sqlite3_column_int64(st, 9);
+        x.start_time = (uint64_t) sqlite3_column_int64(st, 10);
         if ((k = column_strdup(st, 1, true, &request_id)) < 0 ||
             (k = column_strdup(st, 2, false, &x.user)) < 0 ||
             (k = column_strdup(st, 4, false, &x.service)) < 0 ||
@@ -1105,7 +1111,9 @@ int store_session_add(struct store *s, struct lb_session *session) {
             (rc = bind_text_or_null(st, 5, session->tty)) != SQLITE_OK ||
             (rc = bind_text_or_null(st, 6, session->rhost)) != SQLITE_OK ||
             (rc = bind_text_or_null(st, 7, session->logind_session)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 8, session->opened_at)) != SQLITE_OK)
+            (rc = sqlite3_bind_int64(st, 8, session->opened_at)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 9, (int64_t) session->audit_session)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 10, (int64_t) (session->start_time & INT64_MAX))) != SQLITE_OK)
                 return errno_from_sqlite(rc);
         k = step_done(st);
         if (k < 0)

@@ -65,6 +65,8 @@ int store_count_by_state(struct store *s, uint64_t counts[static _LB_STATE_MAX])
 
 /* ---- operator sessions (registered by the PAM module, ended with their grant) ---------- */
 
+#define AUDIT_SESSION_NONE UINT32_MAX
+
 struct lb_session {
         int64_t id;                     /* assigned by store_session_add */
         char request_id[ID_LEN + 1];    /* "" when the lockbox was disabled */
@@ -74,6 +76,8 @@ struct lb_session {
         char *tty;
         char *rhost;
         char *logind_session;           /* "" when logind gave none */
+        uint32_t audit_session;         /* the kernel's audit session id of pid, AUDIT_SESSION_NONE if unset */
+        uint64_t start_time;            /* pid's start time in clock ticks since boot, against pid reuse */
         int64_t opened_at;
 };
 

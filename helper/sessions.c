@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Ending operator sessions when their grant ends: logind where it runs, and always the
+ * whole process set of the session, found through the kernel's audit session id and the
+ * process tree below the PAM caller. */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <syslog.h>
+#include <time.h>
+#include <systemd/sd-bus.h>
+
+#include "audit.h"
+#include "daemon.h"
+#include "sessions.h"
+#include "util.h"
+
+#define GRACE_USEC (300 * 1000)
+#define POLL_USEC (20 * 1000)
+#define KILL_ROUNDS 25
+#define LOGIND_TIMEOUT_USEC (500 * 1000)
+
+static int read_small_file(const char *path, char *buf, size_t size) {
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return 0;
+}
+
+/* From /proc/PID/stat: parent, state and start time. The command name may hold any
+ * byte, so parse after the last ')'. */
+static int proc_stat(pid_t pid, pid_t *ret_ppid, char *ret_state, uint64_t *ret_start_time) {
+        char path[64], buf[1024], state;
+        const char *p;
+        unsigned long long start_time = 0;
+        int ppid = 0, field = 2, r;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        r = read_small_file(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %c %d", &state, &ppid) != 2)
+                return -EIO;
+        /* Field 22 is the start time; p points at the end of field 2. */
+        for (p++; *p && field < 21; p++)
+                if (*p == ' ')
+                        field++;
+        if (field != 21 || sscanf(p, " %llu", &start_time) != 1)
+                return -EIO;
+        *ret_ppid = (pid_t) ppid;
+        *ret_state = state;
+        *ret_start_time = start_time;
+        return 0;
+}
+
+static uint32_t proc_audit_session(pid_t pid) {
+        char path[64], buf[32];
+        unsigned long v;
+        char *end;
+
+        snprintf(path, sizeof(path), "/proc/%d/sessionid", (int) pid);
+        if (read_small_file(path, buf, sizeof(buf)) < 0)
+                return AUDIT_SESSION_NONE;
+        errno = 0;
+        v = strtoul(buf, &end, 10);
+        if (errno || end == buf || v > UINT32_MAX)
+                return AUDIT_SESSION_NONE;
+        return (uint32_t) v;
+}
+
+int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start_time) {
+        pid_t ppid;
+        char state;
+        int r;
+
+        r = proc_stat(pid, &ppid, &state, ret_start_time);
+        if (r < 0)
+                return r;
+        *ret_audit_session = proc_audit_session(pid);
+        return 0;
+}
+
+bool session_alive(const struct lb_session *s) {
+        uint64_t start_time;
+        pid_t ppid;
+        char state;
+
+        if (proc_stat((pid_t) s->pid, &ppid, &state, &start_time) < 0)
+                return false;
+        return start_time == s->start_time && state != 'Z' && state != 'X';
+}
+
+struct proc_entry {
+        pid_t pid, ppid;
+        uint64_t start_time;
+        uint32_t audit_session;
+        bool target;
+};
+
+/* Every live process of the session: the PAM caller (if it is still the same process),
+ * everything below it, and everything in its audit session. */
+static int session_targets(const struct lb_session *s, pid_t **ret, size_t *ret_n) {
+        _cleanup_(freep) struct proc_entry *procs = NULL;
+        _cleanup_(freep) pid_t *targets = NULL;
+        DIR *dir;
+        struct dirent *de;
+        size_t n = 0, allocated = 0, n_targets = 0;
+        pid_t self = getpid();
+        bool grew;
+
+        dir = opendir("/proc");
+        if (!dir)
+                return -errno;
+        while ((de = readdir(dir))) {
+                struct proc_entry e = {};
+                char state, *end;
+                long v;
+
+                errno = 0;
+                v = strtol(de->d_name, &end, 10);
+                if (errno || *end || v <= 1 || v == self)
+                        continue;
+                e.pid = (pid_t) v;
+                if (proc_stat(e.pid, &e.ppid, &state, &e.start_time) < 0 || state == 'Z' || state == 'X')
+                        continue;
+                e.audit_session = proc_audit_session(e.pid);
+                e.target = (e.pid == (pid_t) s->pid && e.start_time == s->start_time) ||
+                           (s->audit_session != AUDIT_SESSION_NONE && s->audit_session != 0 &&
+                            e.audit_session == s->audit_session);
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 256;
+                        struct proc_entry *b = reallocarray(procs, m, sizeof(*procs));
+
+                        if (!b) {
+                                closedir(dir);
+                                return -ENOMEM;
+                        }
+                        procs = b;
+                        allocated = m;
+                }
+                procs[n++] = e;
+        }
+        closedir(dir);
+
+        /* Close over the tree: children of targets are targets. */
+        do {
+                grew = false;
+                for (size_t i = 0; i < n; i++) {
+                        if (procs[i].target)
+                                continue;
+                        for (size_t j = 0; j < n; j++)
+                                if (procs[j].target && procs[j].pid == procs[i].ppid) {
+                                        procs[i].target = grew = true;
+                                        break;
+                                }
+                }
+        } while (grew);
+
+        targets = calloc(n + 1, sizeof(pid_t));
+        if (!targets)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (procs[i].target)
+                        targets[n_targets++] = procs[i].pid;
+        *ret = targets;
+        *ret_n = n_targets;
+        targets = NULL;
+        return 0;
+}
+
+static void signal_targets(const struct lb_session *s, int sig, size_t *ret_n) {
+        _cleanup_(freep) pid_t *targets = NULL;
+        size_t n = 0;
+
+        *ret_n = 0;
+        if (session_targets(s, &targets, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                (void) kill(targets[i], sig);
+                if (sig == SIGHUP)
+                        (void) kill(targets[i], SIGCONT);
+        }
+        *ret_n = n;
+}
+
+static void sleep_usec(uint64_t usec) {
+        struct timespec ts = { .tv_sec = (time_t) (usec / 1000000u), .tv_nsec = (long) (usec % 1000000u) * 1000 };
+        (void) nanosleep(&ts, NULL);
+}
+
+static void logind_terminate(const char *logind_session) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        if (isempty(logind_session) || sd_bus_open_system(&bus) < 0)
+                return;
+        (void) sd_bus_set_method_call_timeout(bus, LOGIND_TIMEOUT_USEC);
+        if (sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
+                               "org.freedesktop.login1.Manager", "TerminateSession", &error, NULL,
+                               "s", logind_session) < 0)
+                fprintf(stderr, "lockboxd: logind could not terminate session %s: %s\n", logind_session,
+                        error.message ?: "unknown error");
+}
+
+static void audit_terminated(struct daemon *d, const struct lb_session *s, const struct lb_request *req,
+                             size_t n_processes) {
+        _cleanup_(freep) char *message = NULL;
+        char pid_text[32];
+        int r;
+
+        snprintf(pid_text, sizeof(pid_text), "%" PRIu32, s->pid);
+        if (asprintf(&message, "Session of operator %s (pid %" PRIu32 ", %zu processes) terminated: %s", s->user,
+                     s->pid, n_processes,
+                     !req ? "the lockbox was enabled and it has no grant"
+                          : req->state == LB_STATE_REVOKED ? "its grant was revoked" : "its grant ended") < 0)
+                message = NULL;
+        r = audit_write(&(struct audit_entry) {
+                .event = "session-terminated",
+                .priority = LOG_WARNING,
+                .request = req,
+                .activity = "SessionTerminated",
+                .user = d->config->operator_display_name,
+                .operator_account = s->user,
+                .ip = s->rhost,
+                .tenant = d->config->tenant,
+                .extra_name = "LOCKBOX_SESSION_PID",
+                .extra_value = pid_text,
+                .message = message,
+        });
+        if (r < 0)
+                fprintf(stderr, "lockboxd: cannot audit the termination of session %" PRIu32 ": %s\n", s->pid,
+                        strerror(-r));
+}
+
+/* Does the session still run under an active grant? */
+static bool session_permitted(struct daemon *d, const struct lb_session *s, struct lb_request *req, bool *has_req) {
+        *has_req = false;
+        if (!s->request_id[0])
+                return !d->config->enabled;
+        if (store_get(d->store, s->request_id, req) < 0)
+                return false;
+        *has_req = true;
+        return req->state == LB_STATE_APPROVED && req->expires_at > daemon_now();
+}
+
+int sessions_enforce(struct daemon *d) {
+        struct lb_session *sessions = NULL;
+        struct lb_request *reqs;
+        bool *has_req, *doomed;
+        size_t n = 0, n_doomed = 0;
+        int r;
+
+        r = store_sessions_list(d->store, NULL, &sessions, &n);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: cannot read the session registry: %s\n", strerror(-r));
+                return r;
+        }
+        reqs = calloc(n + 1, sizeof(*reqs));
+        has_req = calloc(n + 1, sizeof(*has_req));
+        doomed = calloc(n + 1, sizeof(*doomed));
+        if (!reqs || !has_req || !doomed) {
+                r = -ENOMEM;
+                goto out;
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                if (!session_alive(&sessions[i])) {
+                        /* Closed without telling us (crash, kill): forget it. */
+                        (void) store_session_remove(d->store, sessions[i].id);
+                        continue;
+                }
+                if (session_permitted(d, &sessions[i], &reqs[i], &has_req[i]))
+                        continue;
+                doomed[i] = true;
+                n_doomed++;
+        }
+        if (n_doomed == 0)
+                goto out;
+
+        /* Ask nicely all at once, then make sure: SIGHUP, a grace period, SIGKILL until
+         * nothing of those sessions is left (new children included). */
+        for (size_t i = 0; i < n; i++)
+                if (doomed[i]) {
+                        size_t signalled = 0;
+
+                        logind_terminate(sessions[i].logind_session);
+                        signal_targets(&sessions[i], SIGHUP, &signalled);
+                        audit_terminated(d, &sessions[i], has_req[i] ? &reqs[i] : NULL, signalled);
+                }
+        for (uint64_t waited = 0; waited < GRACE_USEC; waited += POLL_USEC) {
+                bool any = false;
+
+                sleep_usec(POLL_USEC);
+                for (size_t i = 0; i < n && !any; i++)
+                        if (doomed[i]) {
+                                _cleanup_(freep) pid_t *left = NULL;
+                                size_t n_left = 0;
+
+                                any = session_targets(&sessions[i], &left, &n_left) < 0 || n_left > 0;
+                        }
+                if (!any)
+                        break;
+        }
+        for (int round = 0; round < KILL_ROUNDS; round++) {
+                size_t total = 0;
+
+                for (size_t i = 0; i < n; i++)
+                        if (doomed[i]) {
+                                size_t killed = 0;
+
+                                signal_targets(&sessions[i], SIGKILL, &killed);
+                                total += killed;
+                        }
+                if (total == 0)
+                        break;
+                sleep_usec(POLL_USEC);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (doomed[i])
+                        (void) store_session_remove(d->store, sessions[i].id);
+out:
+        for (size_t i = 0; reqs && i < n; i++)
+                if (has_req && has_req[i])
+                        request_done(&reqs[i]);
+        free(reqs);
+        free(has_req);
+        free(doomed);
+        session_array_free(sessions, n);
+        return r;
+}
