@@ -26,4 +26,9 @@ struct audit_entry {
  * without an audit trail treats an error as a refusal. */
 int audit_write(const struct audit_entry *e);
 
+/* Where entries go: sd_journal_sendv. Tests and fuzzers (never configuration) may
+ * point it elsewhere to drive the daemon's code without a journald. */
+struct iovec;
+extern int (*audit_sink)(const struct iovec *iov, int n);
+
 #define ACTIVITY_DECISION "Set-AccessToCustomerDataRequest"

@@ -77,6 +77,7 @@ static uint32_t proc_audit_session(pid_t pid) {
 }
 
 int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start_time) {
+        uint32_t audit_session;
         pid_t ppid;
         char state;
         int r;
@@ -84,7 +85,15 @@ int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start
         r = proc_stat(pid, &ppid, &state, ret_start_time);
         if (r < 0)
                 return r;
-        *ret_audit_session = proc_audit_session(pid);
+        if (state == 'Z' || state == 'X')
+                return -ESRCH;
+        /* Only an audit session that began at the PAM caller (pam_loginuid ran for this
+         * login) is the operator's alone. One inherited from the parent is shared with
+         * whoever started the service, and must never be a reason to kill anything. */
+        audit_session = proc_audit_session(pid);
+        if (audit_session == proc_audit_session(ppid))
+                audit_session = AUDIT_SESSION_NONE;
+        *ret_audit_session = audit_session;
         return 0;
 }
 

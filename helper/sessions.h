@@ -12,7 +12,9 @@ struct daemon;
 
 /* The kernel's facts about pid: its audit session id (set by pam_loginuid, inherited
  * by every descendant, including ones that called setsid() or double-forked, and not
- * changeable without CAP_AUDIT_CONTROL) and its start time (against pid reuse). */
+ * changeable without CAP_AUDIT_CONTROL) and its start time (against pid reuse). The
+ * audit session is AUDIT_SESSION_NONE unless it began at pid itself, i.e. differs from
+ * its parent's: an inherited one would also cover processes outside this login. */
 int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start_time);
 
 /* Is the process that opened s still the same live process? */
