@@ -108,7 +108,6 @@ int client_call(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec,
                         goto out;
         }
 
-        r = sd_bus_message_get_errno(pending.reply);
         if (sd_bus_message_is_method_error(pending.reply, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(pending.reply);
 

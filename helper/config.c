@@ -99,7 +99,7 @@ static int fail(struct parse_ctx *ctx, int r, unsigned line, const char *fmt, ..
 static const char *shown(const char *s, char buf[static SHOWN_BUF]) {
         size_t n = 0, i;
 
-        for (i = 0; s[i] && i < VALUE_SHOWN_MAX; i++) {
+        for (i = 0; i < VALUE_SHOWN_MAX && s[i]; i++) {
                 unsigned char ch = (unsigned char) s[i];
 
                 if (ch == '\\') {
@@ -156,6 +156,7 @@ static int wrong_type(struct parse_ctx *ctx, const config_setting_t *s, const ch
 static int get_string(struct parse_ctx *ctx, const config_setting_t *s, const char *key, const char **ret) {
         const char *v = NULL;
 
+        *ret = "";
         if (config_setting_type(s) != CONFIG_TYPE_STRING)
                 return wrong_type(ctx, s, key, "a string");
         v = config_setting_get_string(s);
@@ -441,9 +442,13 @@ static int parse_mail_to(struct parse_ctx *ctx, const config_setting_t *s, const
                                     key, i, type_name(e ? config_setting_type(e) : CONFIG_TYPE_NONE));
                 }
                 v = config_setting_get_string(e);
-                if (!v || !address_valid(v)) {
+                if (!v) {
                         strv_free(list, (size_t) i);
-                        return fail(ctx, -EINVAL, line, "%s[%d]: invalid mail address '%s'", key, i, shown(v ? v : "", buf));
+                        return fail(ctx, -EINVAL, line, "%s[%d]: expected a string", key, i);
+                }
+                if (!address_valid(v)) {
+                        strv_free(list, (size_t) i);
+                        return fail(ctx, -EINVAL, line, "%s[%d]: invalid mail address '%s'", key, i, shown(v, buf));
                 }
                 list[i] = strdup(v);
                 if (!list[i]) {
@@ -884,7 +889,7 @@ int config_defaults(struct lb_config **ret) {
         if (!c->tenant || !c->operator_display_name || !c->socket || !c->database ||
             !c->group_operators || !c->group_managers || !c->group_approvers || !c->group_admins ||
             !c->notify_command || !c->notify_sendmail || !c->notify_from)
-                return -ENOMEM;
+                return -ENOMEM; /* cppcheck-suppress memleak ; c is freed by its _cleanup_ */
 
         *ret = c;
         c = NULL;

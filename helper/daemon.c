@@ -422,7 +422,7 @@ int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filte
 
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
                   const char *tty, bool audit, struct access_answer *ret, sd_bus_error *error) {
-        _cleanup_(freep) char *message = NULL, *esc_service = NULL, *esc_tty = NULL;
+        _cleanup_(freep) char *message = NULL, *esc_service = NULL;
         struct access_answer a = {};
         char until[TIMESTAMP_BUF];
         unsigned roles = 0;
@@ -469,7 +469,6 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
 
         if (audit) {
                 esc_service = text_escape(service);
-                esc_tty = text_escape(tty);
                 if (asprintf(&message, "Operator %s %s via %s from %s: %s%s%s", user,
                              a.admitted ? "admitted" : "refused", strempty(esc_service),
                              isempty(rhost) ? "local" : rhost, a.reason,

@@ -442,7 +442,7 @@ static int verb_show(struct verb_args *a) {
                 {}
         };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *id;
+        const char *id = NULL;
         int c, r;
 
         while ((c = getopt_long(a->argc, a->argv, "", options, NULL)) >= 0) {

@@ -257,12 +257,14 @@ struct store {
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
 
+/* Only for results that are errors: a success code reaching here is itself one, so
+ * that no error path can ever return 0 with its output unset. */
 static int errno_from_sqlite(int rc) {
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_ROW:
         case SQLITE_DONE:
-                return 0;
+                return -EIO;
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
                 return -EBUSY;
@@ -550,6 +552,7 @@ static int query_text(sqlite3 *db, const char *sql, char **ret) {
         char *copy;
         int rc;
 
+        *ret = NULL;
         rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return errno_from_sqlite(rc);
@@ -573,6 +576,7 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
         _cleanup_(stmt_finalizep) sqlite3_stmt *st = NULL;
         int rc;
 
+        *ret = 0;
         rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return errno_from_sqlite(rc);
@@ -588,7 +592,9 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *ret) {
 }
 
 static int exec(sqlite3 *db, const char *sql) {
-        return errno_from_sqlite(sqlite3_exec(db, sql, NULL, NULL, NULL));
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+        return rc == SQLITE_OK ? 0 : errno_from_sqlite(rc);
 }
 
 /* Brings the schema to SCHEMA_VERSION, all in one transaction. */
@@ -708,7 +714,7 @@ int store_open(const char *path, struct store **ret, char *err, size_t errlen) {
                 set_err(err, errlen, "Failed to switch database %s to WAL: %s", path, sqlite3_errmsg(s->db));
                 return r;
         }
-        if (!streq(answer, "wal")) {
+        if (!streq_ptr(answer, "wal")) {
                 set_err(err, errlen, "Database %s stays in journal mode '%s', not WAL", path, answer);
                 return -EOPNOTSUPP;
         }
@@ -726,7 +732,7 @@ int store_open(const char *path, struct store **ret, char *err, size_t errlen) {
                 set_err(err, errlen, "Failed to check database %s: %s", path, sqlite3_errmsg(s->db));
                 return r;
         }
-        if (!streq(answer, "ok")) {
+        if (!streq_ptr(answer, "ok")) {
                 set_err(err, errlen, "Database %s is damaged: %s", path, answer);
                 return -EUCLEAN;
         }

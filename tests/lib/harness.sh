@@ -86,10 +86,12 @@ lb_cleanup() {
                 kill -CONT "$pid" 2>/dev/null
                 wait "$pid" 2>/dev/null
         done
-        # Users' stray processes (e.g. from sessions) must not outlive the test.
+        # Users' stray processes (e.g. from sessions) must not outlive the test. Only those in
+        # our mount namespace: test runs in parallel (make -j check) create the same user names
+        # with the same uids in their own namespaces, and must not kill each other's processes.
         local u
         for u in "${LB_USERS[@]}"; do
-                pkill -KILL -u "$u" 2>/dev/null
+                pkill -KILL -u "$u" --ns $$ --nslist mnt 2>/dev/null
         done
         [ -n "${LB_TMP:-}" ] && rm -rf "$LB_TMP"
 }
@@ -112,6 +114,39 @@ lb_setup() {
         lb_start_journald
         lb_make_users
         lb_write_config
+        [ -n "${LB_VALGRIND:-}" ] && lb_valgrind_wrappers
+}
+
+# With LB_VALGRIND=1, lockboxd and every lockbox call run under valgrind memcheck: an
+# error changes the exit status to 99 (so exact exit-status checks fail) and lb_done
+# reports the logs.
+lb_valgrind_wrappers() {
+        local prog
+        mkdir -p "$LB_TMP/bin" "$LB_TMP/valgrind"
+        chmod 1777 "$LB_TMP/valgrind"
+        for prog in lockbox lockboxd; do
+                cat >"$LB_TMP/bin/$prog" <<WRAPPER
+#!/bin/sh
+exec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \\
+        --show-leak-kinds=definite,indirect --track-fds=no --child-silent-after-fork=yes \\
+        --suppressions="$abs_top_srcdir/tests/valgrind.supp" \\
+        --log-file="$LB_TMP/valgrind/$prog.%p.log" "$abs_top_builddir/helper/$prog" "\$@"
+WRAPPER
+                chmod 0755 "$LB_TMP/bin/$prog"
+        done
+        LOCKBOX="$LB_TMP/bin/lockbox"
+        LOCKBOXD="$LB_TMP/bin/lockboxd"
+}
+
+lb_valgrind_report() {
+        local log bad=0
+        for log in "$LB_TMP"/valgrind/*.log; do
+                [ -s "$log" ] || continue
+                bad=1
+                diag "valgrind: $log"
+                sed 's/^/#   /' "$log" | head -40
+        done
+        ok $bad "valgrind memcheck reports nothing for lockboxd and lockbox"
 }
 
 lb_start_journald() {
@@ -285,6 +320,24 @@ lb_is_error() {
         fi
 }
 
+# lb_refused WANT USER VERB ID [ARGS...]: runs "lockbox VERB ID ARGS" as USER and checks, as one
+# test, that it exits WANT with one "lockbox: " stderr line and that the state of ID (as root
+# sees it) did not change. ID must be a full id.
+lb_refused() {
+        local want=$1 user=$2 verb=$3 id=$4; shift 4
+        local before after
+        before=$(lb_state "$id")
+        run "$user" "$verb" "$id" "$@"
+        after=$(lb_state "$id")
+        if [ "$RC" = "$want" ] && [ -z "$OUT" ] && [ "$(printf '%s\n' "$ERR" | wc -l)" -eq 1 ] &&
+           [[ "$ERR" == "lockbox: "* ]] && [ -n "$before" ] && [ "$after" = "$before" ]; then
+                ok 0 "$user: $verb of a${before:+ $before} request refused (exit $want), state unchanged"
+        else
+                ok 1 "$user: $verb of a${before:+ $before} request refused (exit $want), state unchanged"
+                printf '#   got: exit %s, state %s -> %s, stderr: %.300s\n' "$RC" "$before" "$after" "$ERR"
+        fi
+}
+
 # lb_wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds (0) or time is up (1).
 lb_wait_for() {
         local deadline=$(( $(date +%s%N) + ${1%.*} * 1000000000 )); shift
@@ -348,18 +401,26 @@ lb_msgid() {
 # bypassing the CLI (dbus-send --peer; ARGs in dbus-send syntax, e.g. string:x uint64:5).
 # Sets BUS_RC, BUS_OUT, BUS_ERR; BUS_ERR starts "Error NAME: message" on a D-Bus error.
 # (busctl cannot be used: it always sends Hello to a bus driver, which a direct socket lacks.)
+# A call that gets no reply at all (org.freedesktop.DBus.Error.NoReply) is retried, up to 5
+# times, and counted in LB_BUS_NOREPLY: a test that cares asserts that count separately.
+LB_BUS_NOREPLY=0
 lb_have_bus_tool() {
         command -v dbus-send >/dev/null 2>&1
 }
 lb_bus() {
-        local user=$1 method=$2; shift 2
-        BUS_OUT=$(as "$user" dbus-send --peer="unix:path=$LB_SOCKET" --print-reply --reply-timeout=10000 \
-                /org/lockbox/Lockbox "org.lockbox.Lockbox1.$method" "$@" 2>"$LB_TMP/bus-stderr")
-        BUS_RC=$?
-        BUS_ERR=$(cat "$LB_TMP/bus-stderr")
+        local user=$1 method=$2 try; shift 2
+        for try in 1 2 3 4 5; do
+                BUS_OUT=$(as "$user" dbus-send --peer="unix:path=$LB_SOCKET" --print-reply --reply-timeout=1000 \
+                        /org/lockbox/Lockbox "org.lockbox.Lockbox1.$method" "$@" 2>"$LB_TMP/bus-stderr")
+                BUS_RC=$?
+                BUS_ERR=$(cat "$LB_TMP/bus-stderr")
+                [[ "$BUS_ERR" == "Error org.freedesktop.DBus.Error.NoReply:"* ]] || break
+                LB_BUS_NOREPLY=$((LB_BUS_NOREPLY + 1))
+        done
 }
 
 lb_done() {
+        [ -n "${LB_VALGRIND:-}" ] && [ -n "${LB_TMP:-}" ] && lb_valgrind_report
         echo "1..$LB_TESTS"
         [ "$LB_FAILED" -eq 0 ]
 }
