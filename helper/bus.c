@@ -409,7 +409,7 @@ static void connection_free(struct connection *c) {
                 c->next->prev = c->prev;
         d->n_connections--;
         sd_bus_detach_event(c->bus);
-        sd_bus_flush_close_unref(c->bus);
+        sd_bus_close_unref(c->bus);
         free(c);
 }
 
@@ -457,7 +457,7 @@ static int connection_new(struct daemon *d, int fd) {
         if (r >= 0)
                 r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
-                sd_bus_flush_close_unref(c->bus);
+                sd_bus_close_unref(c->bus);
                 free(c);
                 return r;
         }

@@ -114,7 +114,8 @@ static int call(const char *member, int (*build)(sd_bus_message *m, void *userda
                 sd_bus_message **reply) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        /* No flush on the way out: a hung helper must not hold us past our deadline. */
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(freep) char *owned = NULL;
         const char *socket_path = NULL;
         int r;

@@ -206,7 +206,7 @@ static void sleep_usec(uint64_t usec) {
 }
 
 static void logind_terminate(const char *logind_session) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
         if (isempty(logind_session) || sd_bus_open_system(&bus) < 0)

@@ -116,7 +116,8 @@ static int helper_call(pam_handle_t *handle, const struct lb_config *c, const ch
                        sd_bus_message **reply) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        /* No flush on the way out: a hung helper must not hold us past our deadline. */
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         int r;
 
         r = client_open(c->socket, &bus);
