@@ -19,10 +19,11 @@ LB_SSHD_DIR=""          # $LB_TMP/sshd, set by lb_sshd_start
 LB_SSHD_LOG=""          # sshd's own log (-e, LogLevel VERBOSE)
 LB_SSHD_PORT=""
 LB_SSHD_PID=""
-LB_SSHD_MADE_PRIVSEP_DIR=""
+LB_SSHD_CONFIG_EXTRA=${LB_SSHD_CONFIG_EXTRA:-}   # sshd_config lines that take precedence
 
-# The users sshd will log in: shell, home and key for each.
-LB_SSH_USERS=(lbt-op1 lbt-op2 lbt-none lbt-admin)
+# The users sshd will log in (shell, home and key for each); a test may set its own list
+# before sourcing this file.
+declare -p LB_SSH_USERS >/dev/null 2>&1 || LB_SSH_USERS=(lbt-op1 lbt-op2 lbt-none lbt-admin)
 
 # lb_sshd_pam_stack: /etc/pam.d/sshd of the namespace. Debian's own stack, with pam_lockbox
 # added after common-account and common-session, as conf/pam.d-sshd.example says. The auth
@@ -44,8 +45,9 @@ EOF
 }
 
 # lb_sshd_prepare_users: a home in the temp dir, /bin/sh, a password field that is unusable
-# for password logins but not "locked" ('*'), and a key pair whose public half is in
-# $LB_TMP/keys/USER.
+# for password logins ('*'), and a key pair whose public half is in $LB_TMP/keys/USER.
+# (useradd's locked '!' would do as well: with UsePAM yes sshd skips its own locked-account
+# check and pam_unix's account stage only looks at expiry; '*' just says what we mean.)
 lb_sshd_prepare_users() {
         local u
         mkdir -p "$LB_TMP/keys" "$LB_TMP/home"
@@ -66,6 +68,9 @@ lb_sshd_write_config() {
         local port=$1
         cat >"$LB_SSHD_DIR/sshd_config" <<EOF
 # pam_lockbox e2e sshd: loopback only, public keys only, PAM for account and session.
+# Set by the test (LB_SSHD_CONFIG_EXTRA; sshd takes the first value of a keyword):
+${LB_SSHD_CONFIG_EXTRA:-}
+# Defaults of the harness:
 ListenAddress 127.0.0.1
 Port $port
 HostKey $LB_SSHD_DIR/ssh_host_ed25519_key
@@ -117,12 +122,12 @@ lb_sshd_start() {
         mkdir -p "$LB_SSHD_DIR"
         chmod 0755 "$LB_SSHD_DIR"
 
-        # The privilege separation directory is compiled into sshd. Debian's ssh.service
-        # creates the same empty directory; we create it only if it is missing and remove
-        # it afterwards if we did.
+        # The privilege separation directory (an empty root-owned chroot) is compiled into
+        # sshd. Debian's ssh.service creates the same directory at boot; we create it if it
+        # is missing and leave it: tests running in parallel share it, and removing it under
+        # another test's sshd would break that sshd's logins.
         if [ ! -d /run/sshd ]; then
                 mkdir -m 0755 /run/sshd || return 1
-                LB_SSHD_MADE_PRIVSEP_DIR=1
         fi
         trap 'lb_sshd_cleanup; lb_cleanup' EXIT
 
@@ -164,6 +169,8 @@ lb_sshd_start() {
 
 lb_sshd_stop() {
         [ -n "$LB_SSHD_PID" ] || return 0
+        # Our sshd's per-connection children first (the listener leaves them running).
+        pkill -TERM -P "$LB_SSHD_PID" 2>/dev/null
         kill -TERM "$LB_SSHD_PID" 2>/dev/null
         wait "$LB_SSHD_PID" 2>/dev/null
         LB_SSHD_PID=""
@@ -171,17 +178,14 @@ lb_sshd_stop() {
 
 lb_sshd_cleanup() {
         lb_sshd_stop
-        if [ -n "$LB_SSHD_MADE_PRIVSEP_DIR" ]; then
-                rmdir /run/sshd 2>/dev/null
-                LB_SSHD_MADE_PRIVSEP_DIR=""
-        fi
 }
 
 # lb_ssh_command USER: the ssh client command line for USER, in the array LB_SSH_CMD.
 # The client reads no ~/.ssh/config, agent or key of root's; it trusts exactly the test
 # host key (known_hosts of our own), so it prints no "Permanently added" warning. LogLevel
 # stays INFO: that is the level at which ssh shows what the server's PAM stack tells the
-# user (the lockbox refusal).
+# user (the lockbox refusal). ServerAlive* make the client give up after ~6 s of silence
+# from the server, so a hung login fails a test quickly.
 lb_ssh_command() {
         local user=$1
         LB_SSH_CMD=(ssh -F /dev/null -i "$LB_TMP/keys/$user.key" -p "$LB_SSHD_PORT"
