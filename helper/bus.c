@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "protocol.h"
 #include "roles.h"
+#include "text.h"
 #include "util.h"
 
 #define CONNECTIONS_MAX 4096
@@ -134,11 +135,57 @@ static int require_root(sd_bus_message *m, sd_bus_error *error) {
         return 0;
 }
 
+/* D-Bus strings must be UTF-8. Everything stored came through validation, but a store
+ * edited behind our back must not make requests unlistable: bad bytes become U+FFFD. */
+static char *wire_string(const char *s, char **owned) {
+        const char *p;
+        char *out, *o;
+
+        *owned = NULL;
+        if (!s)
+                return (char *) "";
+        if (utf8_valid(s, strlen(s)))
+                return (char *) s;
+        out = malloc(strlen(s) * 3 + 1);
+        if (!out)
+                return (char *) "";
+        o = out;
+        for (p = s; *p;) {
+                size_t n = 1;
+
+                /* The longest valid sequence starting here, if any. */
+                while (n <= 4 && p[n - 1] && !utf8_valid(p, n))
+                        n++;
+                if (n <= 4 && utf8_valid(p, n)) {
+                        memcpy(o, p, n);
+                        o += n;
+                        p += n;
+                } else {
+                        o = stpcpy(o, "\xef\xbf\xbd");
+                        p++;
+                }
+        }
+        *o = '\0';
+        *owned = out;
+        return out;
+}
+
 static int append_request(sd_bus_message *m, const struct lb_request *r) {
-        return sd_bus_message_append(m, LB_REQUEST_SIG, r->id, r->tenant, r->requester, r->ticket, r->reason,
-                                     r->duration, state_to_string(r->state), r->created_at, r->decided_at,
-                                     strempty(r->manager), strempty(r->approver), strempty(r->comment),
-                                     r->expires_at);
+        char *owned[7];
+        const char *s[7] = {
+                wire_string(r->tenant, &owned[0]), wire_string(r->requester, &owned[1]),
+                wire_string(r->ticket, &owned[2]), wire_string(r->reason, &owned[3]),
+                wire_string(r->manager, &owned[4]), wire_string(r->approver, &owned[5]),
+                wire_string(r->comment, &owned[6]),
+        };
+        int k;
+
+        k = sd_bus_message_append(m, LB_REQUEST_SIG, r->id, s[0], s[1], s[2], s[3], r->duration,
+                                  state_to_string(r->state), r->created_at, r->decided_at, s[4], s[5], s[6],
+                                  r->expires_at);
+        for (size_t i = 0; i < ELEMENTSOF(owned); i++)
+                free(owned[i]);
+        return k;
 }
 
 static int reply_request(sd_bus_message *m, const struct lb_request *req) {

@@ -712,8 +712,7 @@ int main(int argc, char *argv[]) {
                         help_main();
                         return EXIT_DONE;
                 }
-                help_main();
-                return EXIT_USAGE;
+                return die(EXIT_USAGE, "no command given (see lockbox --help)");
         }
         if (streq(argv[1], "help")) {
                 v = argc > 2 ? verb_find(argv[2]) : NULL;
