@@ -498,15 +498,19 @@ lb_call_prepare() {
         return 1
 }
 
-# lb_access USER [TIMEOUT_MS]: AccessCheck for USER (service sshd, rhost 127.0.0.1, tty ssh) as
-# root, the call pam_lockbox's account stage makes. Sets CALL_OUT, CALL_RC (0 reply, 1 D-Bus
-# error, 4 unreachable or timed out) and CALL_MS (time until lb-call exited).
+# lb_access USER [TIMEOUT_MS [SOCKET]]: AccessCheck for USER (service sshd, rhost 127.0.0.1,
+# tty ssh) as root, the call pam_lockbox's account stage makes. Sets CALL_OUT, CALL_RC (0 reply,
+# 1 D-Bus error, 4 unreachable or timed out, 124 killed after TIMEOUT + 10 s), CALL_MS (time
+# until lb-call exited) and CALL_INNER_MS (lb-call's own figure, without process start-up).
 lb_access() {
-        local user=$1 timeout=${2:-2000} t0
+        local user=$1 timeout=${2:-2000} socket=${3:-$LB_SOCKET} t0
         t0=$(lb_now_ms)
-        CALL_OUT=$("$LB_CALL" "$LB_SOCKET" "$timeout" AccessCheck "$user" sshd 127.0.0.1 ssh 2>&1)
+        CALL_OUT=$(timeout $(( timeout / 1000 + 10 )) "$LB_CALL" "$socket" "$timeout" AccessCheck \
+                "$user" sshd 127.0.0.1 ssh 2>"$LB_TMP/lb-call.stderr")
         CALL_RC=$?
         CALL_MS=$(( $(lb_now_ms) - t0 ))
+        CALL_INNER_MS=$(sed -n 's/^elapsed_ms //p' "$LB_TMP/lb-call.stderr")
+        : "${CALL_INNER_MS:=$CALL_MS}"
 }
 
 # lb_daemon_fds / lb_daemon_rss_kib: the running lockboxd's open fds and resident memory.
