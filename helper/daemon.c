@@ -778,6 +778,7 @@ void daemon_free(struct daemon *d) {
                 return;
         bus_shutdown(d);
         notify_shutdown(d);
+        sessions_shutdown(d);
         sd_event_source_unref(d->deadline_timer);
         sd_event_source_unref(d->sweep_timer);
         sd_event_source_unref(d->listen_source);
@@ -930,6 +931,16 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
         found = r >= 0;
         if (found && s.request_id[0])
                 (void) store_get(d->store, s.request_id, &req);
+        /* Logging out must not take processes left behind out of the grant's reach. */
+        if (found && session_lingers(&s)) {
+                r = store_session_add(d->store, &s);
+                if (r < 0) {
+                        (void) store_rollback(d->store);
+                        session_done(&s);
+                        request_done(&req);
+                        return fail_store(error, r, "keeping the session's remaining processes registered");
+                }
+        }
 
         snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);
         if (asprintf(&message, "Operator %s closed a session (pid %" PRIu32 ")%s", user, pid,

@@ -2,6 +2,7 @@
 /* lockboxd: the Customer Lockbox helper. Owns the store, the clock and the audit. */
 
 #include <getopt.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -76,6 +77,8 @@ int main(int argc, char *argv[]) {
         }
 
         umask(0077);
+        /* A notifier that exits before reading its input must not take the daemon down. */
+        (void) signal(SIGPIPE, SIG_IGN);
         raise_fd_limit();
         r = daemon_new(config_path, socket_path, database_path, &d);
         if (r < 0)

@@ -281,7 +281,7 @@ static char *compose_mail(struct daemon *d, const char *event, const char *audie
                      "  lockbox show %s\n"
                      "%s",
                      d->config->notify_from, to, d->config->tenant, r->id, event,
-                     is_ascii_printable(r->ticket) ? ", ticket " : "", is_ascii_printable(r->ticket) ? r->ticket : "",
+                     is_ascii_printable(ticket) ? ", ticket " : "", is_ascii_printable(ticket) ? ticket : "",
                      date, r->id, event, (long long) now, host, d->config->tenant, event, audience, r->id,
                      state_to_string(r->state), requester, ticket, reason, duration_format(r->duration, dbuf),
                      r->expires_at > 0 ? timestamp_format(r->expires_at, expires) : "-",

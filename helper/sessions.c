@@ -97,7 +97,7 @@ int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start
         return 0;
 }
 
-bool session_alive(const struct lb_session *s) {
+static bool caller_alive(const struct lb_session *s) {
         uint64_t start_time;
         pid_t ppid;
         char state;
@@ -185,6 +185,32 @@ static int session_targets(const struct lb_session *s, pid_t **ret, size_t *ret_
         return 0;
 }
 
+bool session_alive(const struct lb_session *s) {
+        _cleanup_(freep) pid_t *left = NULL;
+        size_t n = 0;
+
+        if (caller_alive(s))
+                return true;
+        /* The caller is gone, but what it started may not be (setsid, double fork). */
+        if (s->audit_session == AUDIT_SESSION_NONE)
+                return false;
+        return session_targets(s, &left, &n) < 0 || n > 0;
+}
+
+bool session_lingers(const struct lb_session *s) {
+        _cleanup_(freep) pid_t *left = NULL;
+        size_t n = 0;
+
+        if (s->audit_session == AUDIT_SESSION_NONE)
+                return false;
+        if (session_targets(s, &left, &n) < 0)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (left[i] != (pid_t) s->pid)
+                        return true;
+        return false;
+}
+
 static void signal_targets(const struct lb_session *s, int sig, size_t *ret_n) {
         _cleanup_(freep) pid_t *targets = NULL;
         size_t n = 0;
@@ -198,11 +224,6 @@ static void signal_targets(const struct lb_session *s, int sig, size_t *ret_n) {
                         (void) kill(targets[i], SIGCONT);
         }
         *ret_n = n;
-}
-
-static void sleep_usec(uint64_t usec) {
-        struct timespec ts = { .tv_sec = (time_t) (usec / 1000000u), .tv_nsec = (long) (usec % 1000000u) * 1000 };
-        (void) nanosleep(&ts, NULL);
 }
 
 static void logind_terminate(const char *logind_session) {
@@ -260,11 +281,87 @@ static bool session_permitted(struct daemon *d, const struct lb_session *s, stru
         return req->state == LB_STATE_APPROVED && req->expires_at > daemon_now();
 }
 
+/* A session being ended: asked with SIGHUP, then killed after the grace period by a
+ * timer, so the daemon goes on answering (logins included) meanwhile. */
+struct termination {
+        struct daemon *daemon;
+        struct lb_session session;
+        sd_event_source *timer;
+        unsigned rounds;
+        struct termination *next;
+};
+
+static struct termination *terminations;
+
+static bool terminating(int64_t id) {
+        for (struct termination *t = terminations; t; t = t->next)
+                if (t->session.id == id)
+                        return true;
+        return false;
+}
+
+static void termination_free(struct termination *t) {
+        for (struct termination **p = &terminations; *p; p = &(*p)->next)
+                if (*p == t) {
+                        *p = t->next;
+                        break;
+                }
+        sd_event_source_disable_unref(t->timer);
+        session_done(&t->session);
+        free(t);
+}
+
+static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct termination *t = userdata;
+        size_t killed = 0;
+
+        signal_targets(&t->session, SIGKILL, &killed);
+        /* New children may appear while we kill: go on until nothing is left. */
+        if (killed > 0 && ++t->rounds < KILL_ROUNDS) {
+                (void) sd_event_source_set_time(s, usec + POLL_USEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        if (killed > 0)
+                fprintf(stderr, "lockboxd: session %" PRIu32 " of %s still has processes after %u rounds\n",
+                        t->session.pid, t->session.user, t->rounds);
+        (void) store_session_remove(t->daemon->store, t->session.id);
+        termination_free(t);
+        return 0;
+}
+
+static int terminate(struct daemon *d, struct lb_session *session, const struct lb_request *req) {
+        struct termination *t;
+        size_t signalled = 0;
+        int r;
+
+        logind_terminate(session->logind_session);
+        signal_targets(session, SIGHUP, &signalled);
+        audit_terminated(d, session, req, signalled);
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->daemon = d;
+        t->session = *session;
+        *session = (struct lb_session) {};
+        r = sd_event_add_time_relative(d->event, &t->timer, CLOCK_MONOTONIC, GRACE_USEC, 1000, on_grace_over, t);
+        if (r < 0) {
+                /* No timer: do not leave it half done. */
+                signal_targets(&t->session, SIGKILL, &signalled);
+                (void) store_session_remove(d->store, t->session.id);
+                session_done(&t->session);
+                free(t);
+                return r;
+        }
+        t->next = terminations;
+        terminations = t;
+        return 0;
+}
+
 int sessions_enforce(struct daemon *d) {
         struct lb_session *sessions = NULL;
-        struct lb_request *reqs;
-        bool *has_req, *doomed;
-        size_t n = 0, n_doomed = 0;
+        size_t n = 0;
         int r;
 
         r = store_sessions_list(d->store, NULL, &sessions, &n);
@@ -272,76 +369,38 @@ int sessions_enforce(struct daemon *d) {
                 fprintf(stderr, "lockboxd: cannot read the session registry: %s\n", strerror(-r));
                 return r;
         }
-        reqs = calloc(n + 1, sizeof(*reqs));
-        has_req = calloc(n + 1, sizeof(*has_req));
-        doomed = calloc(n + 1, sizeof(*doomed));
-        if (!reqs || !has_req || !doomed) {
-                r = -ENOMEM;
-                goto out;
-        }
-
         for (size_t i = 0; i < n; i++) {
+                struct lb_request req = {};
+                bool has_req = false;
+
+                if (terminating(sessions[i].id))
+                        continue;
                 if (!session_alive(&sessions[i])) {
-                        /* Closed without telling us (crash, kill): forget it. */
+                        /* Closed without telling us, or logged out and nothing left: forget it. */
                         (void) store_session_remove(d->store, sessions[i].id);
                         continue;
                 }
-                if (session_permitted(d, &sessions[i], &reqs[i], &has_req[i]))
-                        continue;
-                doomed[i] = true;
-                n_doomed++;
-        }
-        if (n_doomed == 0)
-                goto out;
-
-        /* Ask nicely all at once, then make sure: SIGHUP, a grace period, SIGKILL until
-         * nothing of those sessions is left (new children included). */
-        for (size_t i = 0; i < n; i++)
-                if (doomed[i]) {
-                        size_t signalled = 0;
-
-                        logind_terminate(sessions[i].logind_session);
-                        signal_targets(&sessions[i], SIGHUP, &signalled);
-                        audit_terminated(d, &sessions[i], has_req[i] ? &reqs[i] : NULL, signalled);
+                if (!session_permitted(d, &sessions[i], &req, &has_req)) {
+                        int k = terminate(d, &sessions[i], has_req ? &req : NULL);
+                        if (k < 0)
+                                fprintf(stderr, "lockboxd: cannot end session %" PRIu32 ": %s\n",
+                                        sessions[i].pid, strerror(-k));
                 }
-        for (uint64_t waited = 0; waited < GRACE_USEC; waited += POLL_USEC) {
-                bool any = false;
-
-                sleep_usec(POLL_USEC);
-                for (size_t i = 0; i < n && !any; i++)
-                        if (doomed[i]) {
-                                _cleanup_(freep) pid_t *left = NULL;
-                                size_t n_left = 0;
-
-                                any = session_targets(&sessions[i], &left, &n_left) < 0 || n_left > 0;
-                        }
-                if (!any)
-                        break;
+                if (has_req)
+                        request_done(&req);
         }
-        for (int round = 0; round < KILL_ROUNDS; round++) {
-                size_t total = 0;
-
-                for (size_t i = 0; i < n; i++)
-                        if (doomed[i]) {
-                                size_t killed = 0;
-
-                                signal_targets(&sessions[i], SIGKILL, &killed);
-                                total += killed;
-                        }
-                if (total == 0)
-                        break;
-                sleep_usec(POLL_USEC);
-        }
-        for (size_t i = 0; i < n; i++)
-                if (doomed[i])
-                        (void) store_session_remove(d->store, sessions[i].id);
-out:
-        for (size_t i = 0; reqs && i < n; i++)
-                if (has_req && has_req[i])
-                        request_done(&reqs[i]);
-        free(reqs);
-        free(has_req);
-        free(doomed);
         session_array_free(sessions, n);
-        return r;
+        return 0;
+}
+
+void sessions_shutdown(struct daemon *d) {
+        (void) d;
+        /* Pending kills are finished now rather than abandoned. */
+        while (terminations) {
+                struct termination *t = terminations;
+                size_t killed = 0;
+
+                signal_targets(&t->session, SIGKILL, &killed);
+                termination_free(t);
+        }
 }
