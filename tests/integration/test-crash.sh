@@ -23,7 +23,6 @@ mkdir -p "$CR/snap"
 
 lb_start_daemon || bail "lockboxd did not start"
 
-STATES_RE='^(pending-manager|pending|approved|denied|cancelled|expired|ended|revoked)$'
 
 # cli NAME USER ARGS...: one CLI call as USER, bounded; sets COUT and CRC. Exit statuses a
 # crash test can expect: 0, 1 (refused: someone else decided first), 4 (helper down).

@@ -19,9 +19,10 @@
 #   disk full .......... the store on a 1 MiB tmpfs filled to ENOSPC -> request exits 4, no
 #                        partial request (store or audit), reads keep working, space freed ->
 #                        requests work again
-#   journal gone ....... journald dead (socket left behind) and journald gone (socket removed)
-#                        -> decisions exit 4 and are not taken, AccessCheck refused ("no audit,
-#                        no access"); journald back -> works again
+#   journal gone ....... journald dead (socket left behind), journald gone (socket removed),
+#                        journald stuck (SIGSTOP, its queue full) -> decisions exit 4 and are
+#                        not taken, AccessCheck refused ("no audit, no access"); journald back
+#                        -> works again
 # Each fault's time to refusal is printed.
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
@@ -464,6 +465,8 @@ if [ -n "$PAM_RUN" ]; then
         is "$PAM_RESULT" PAM_SUCCESS "journal up: pam_lockbox admits the operator with a grant"
 fi
 
+lb_access_ok() { lb_access "$1" "$PAM_TIMEOUT_MS"; [ "$CALL_RC" = 0 ]; }
+
 JSOCKS=(/run/systemd/journal/socket /run/systemd/journal/stdout /run/systemd/journal/dev-log
         /run/systemd/journal/io.systemd.journal)
 
@@ -518,6 +521,32 @@ lb_access lbt-op1 "$PAM_TIMEOUT_MS"
 is "$CALL_RC" 0 "journald back: AccessCheck is answered again"
 ok $(lb_wait_journal 5 LOCKBOX_REQUEST_ID="$J4" LOCKBOX_EVENT=manager-approved; echo $?) \
         "journald back: the decision is in the journal"
+
+# journald stuck (SIGSTOP): its socket is there and accepts entries until its queue is full
+# (net.unix.max_dgram_qlen), then a sender blocks. lockboxd must refuse, not hang with it.
+lb_new_request lbt-op1; J5=$ID
+kill -STOP "$LB_JOURNALD_PID"
+stuck_at=""
+fill_max=$(( $(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 512) + 100 ))
+for k in $(seq "$fill_max"); do # each AccessCheck of an operator writes one entry
+        lb_access lbt-op2 "$PAM_TIMEOUT_MS"
+        if [ "$CALL_RC" != 0 ]; then stuck_at=$k; break; fi
+done
+ok $([ -n "$stuck_at" ] && echo 0 || echo 1) \
+        "journald stuck: AccessCheck is refused once journald's queue is full (after ${stuck_at:-more than $fill_max} entries, ${CALL_INNER_MS} ms)"
+figure "journald stuck: AccessCheck" "$CALL_INNER_MS"
+login_refused "journald stuck"
+timed lbt-mgr approve "$J5"
+refused_cli 4 "journald stuck: lockbox approve"
+figure "journald stuck: lockbox approve" "$MS"
+is "$(lb_state "$J5")" pending-manager "journald stuck: the approval was not taken"
+run lbt-admin status
+is "$RC" 0 "journald stuck: lockboxd still answers (status)"
+kill -CONT "$LB_JOURNALD_PID"
+lb_wait_for 10 lb_access_ok lbt-op1
+is "$CALL_RC" 0 "journald resumed: AccessCheck is answered again"
+run lbt-mgr approve "$J5"
+is "$RC" 0 "journald resumed: decisions work again"
 lb_stop_daemon
 
 # ================================================================================================

@@ -9,7 +9,8 @@
 #   runs as nobody, no shell, a clean environment, no inherited fd · the mail: headers, both
 #   recipients, -t -i, the id, the ticket and a lockbox command, and no link even when the
 #   reason or the ticket holds one · a hung notifier neither delays nor undoes a decision and is
-#   killed after 10 s · a missing, non-executable or failing notifier changes nothing.
+#   killed after 10 s · a missing, non-executable or failing notifier or sendmail changes
+#   nothing · a sendmail gone before the mail is written to it does not kill lockboxd (SIGPIPE).
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
 
