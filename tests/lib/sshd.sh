@@ -144,7 +144,11 @@ lb_sshd_start() {
                         return 1
                 }
                 [ -s "$LB_SSHD_LOG" ] && cat "$LB_SSHD_LOG" >>"$LB_SSHD_LOG.earlier"
-                "$SSHD" -D -e -f "$LB_SSHD_DIR/sshd_config" 2>"$LB_SSHD_LOG" </dev/null &
+                # In the sanitizer build the module needs ASan's runtime loaded first; sshd's
+                # own allocations at exit are not ours to judge, so leak checks are off there.
+                env ${LB_SANITIZER_PRELOAD:+LD_PRELOAD="$LB_SANITIZER_PRELOAD"} \
+                    ${LB_SANITIZER_PRELOAD:+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"} \
+                    "$SSHD" -D -e -f "$LB_SSHD_DIR/sshd_config" 2>"$LB_SSHD_LOG" </dev/null &
                 LB_SSHD_PID=$!
                 for i in $(seq 200); do
                         if grep -q "Server listening on 127.0.0.1 port $port" "$LB_SSHD_LOG"; then
