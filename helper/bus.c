@@ -22,6 +22,7 @@
 struct connection {
         struct daemon *daemon;
         sd_bus *bus;
+        bool drained;           /* bytes read along with the authentication were processed */
         struct connection *prev, *next;
 };
 
@@ -539,8 +540,35 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
+/* sd-bus (systemd 252) reads a client's first message together with its BEGIN when the
+ * client sends both in one write (dbus-send does), then waits for the socket to become
+ * readable again before looking at it: the call would sit unanswered. Once a connection
+ * is up, process it until it has nothing buffered. */
+static int on_post(sd_event_source *s, void *userdata) {
+        struct daemon *d = userdata;
+
+        (void) s;
+        for (struct connection *c = d->connections, *next; c; c = next) {
+                next = c->next;
+                if (c->drained || sd_bus_is_ready(c->bus) <= 0)
+                        continue;
+                c->drained = true;
+                /* The callbacks may free c (disconnect); hold the bus meanwhile. */
+                sd_bus *bus = sd_bus_ref(c->bus);
+                for (int i = 0; i < 64 && sd_bus_process(bus, NULL) > 0; i++)
+                        ;
+                sd_bus_unref(bus);
+        }
+        return 0;
+}
+
 int bus_listen(struct daemon *d) {
-        return sd_event_add_io(d->event, &d->listen_source, d->listen_fd, EPOLLIN, on_accept, d);
+        int r;
+
+        r = sd_event_add_io(d->event, &d->listen_source, d->listen_fd, EPOLLIN, on_accept, d);
+        if (r < 0)
+                return r;
+        return sd_event_add_post(d->event, NULL, on_post, d);
 }
 
 void bus_shutdown(struct daemon *d) {

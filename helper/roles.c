@@ -109,7 +109,7 @@ static int check_group(const char *group_name, unsigned role, const gid_t *gids,
         return 0;
 }
 
-static int roles_lookup(const struct lb_config *c, const char *user, bool operator_only, unsigned *ret) {
+static int roles_lookup(const struct lb_config *c, const char *user, unsigned *ret) {
         _cleanup_(freep) char *pwbuf = NULL;
         _cleanup_(freep) gid_t *gids = NULL;
         struct passwd pw;
@@ -126,35 +126,58 @@ static int roles_lookup(const struct lb_config *c, const char *user, bool operat
         r = check_group(c->group_operators, ROLE_OPERATOR, gids, n, &roles);
         if (r < 0)
                 return r;
-        if (!operator_only) {
-                r = check_group(c->group_managers, ROLE_MANAGER, gids, n, &roles);
-                if (r < 0)
-                        return r;
-                r = check_group(c->group_approvers, ROLE_APPROVER, gids, n, &roles);
-                if (r < 0)
-                        return r;
-                r = check_group(c->group_admins, ROLE_ADMIN, gids, n, &roles);
-                if (r < 0)
-                        return r;
-                if (pw.pw_uid == 0)
-                        roles |= ROLE_ADMIN;
-        }
+        r = check_group(c->group_managers, ROLE_MANAGER, gids, n, &roles);
+        if (r < 0)
+                return r;
+        r = check_group(c->group_approvers, ROLE_APPROVER, gids, n, &roles);
+        if (r < 0)
+                return r;
+        r = check_group(c->group_admins, ROLE_ADMIN, gids, n, &roles);
+        if (r < 0)
+                return r;
+        if (pw.pw_uid == 0)
+                roles |= ROLE_ADMIN;
         *ret = roles;
         return 0;
 }
 
 int roles_of_user(const struct lb_config *c, const char *user, unsigned *ret) {
-        return roles_lookup(c, user, false, ret);
+        return roles_lookup(c, user, ret);
 }
 
 int user_is_operator(const struct lb_config *c, const char *user) {
-        unsigned roles = 0;
+        _cleanup_(freep) char *pwbuf = NULL, *grbuf = NULL;
+        struct group gr, *result = NULL;
+        struct passwd pw;
+        size_t size = 4096;
         int r;
 
-        r = roles_lookup(c, user, true, &roles);
+        /* On every login: one passwd and one group lookup, not the user's whole group
+         * list. gr_mem holds the supplementary members, as every NSS source fills it. */
+        r = passwd_lookup(user, 0, &pw, &pwbuf);
         if (r < 0)
                 return r;
-        return !!(roles & ROLE_OPERATOR);
+        for (;;) {
+                grbuf = malloc(size);
+                if (!grbuf)
+                        return -ENOMEM;
+                r = getgrnam_r(c->group_operators, &gr, grbuf, size, &result);
+                if (r != ERANGE || size >= NSS_BUF_MAX)
+                        break;
+                free(grbuf);
+                grbuf = NULL;
+                size *= 2;
+        }
+        if (r != 0)
+                return -r;
+        if (!result)
+                return -ENXIO;          /* the operators group does not exist */
+        if (pw.pw_gid == gr.gr_gid)
+                return 1;
+        for (char **m = gr.gr_mem; m && *m; m++)
+                if (streq(*m, user))
+                        return 1;
+        return 0;
 }
 
 int user_name_of_uid(uid_t uid, char **ret) {

@@ -18,8 +18,9 @@ enum {
 int roles_of_user(const struct lb_config *c, const char *user, unsigned *ret);
 
 /* Only the operator role of user: what the PAM module needs on every login.
- * Returns 1 if user is in the operators group, 0 if not, -ENOENT if no such
- * user, -errno on an NSS failure. */
+ * Returns 1 if user is in the operators group (primary or member), 0 if not,
+ * -ENOENT if no such user, -ENXIO if the operators group does not exist (a
+ * configuration error: nobody could be told apart), -errno on an NSS failure. */
 int user_is_operator(const struct lb_config *c, const char *user);
 
 /* The account name of uid (malloc'd). -ENOENT if none. */

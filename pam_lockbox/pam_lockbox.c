@@ -2,6 +2,7 @@
 /* pam_lockbox: admits an operator only while a Customer Lockbox grant of theirs is active,
  * and registers operator sessions with lockboxd. Users in no lockbox role are left alone. */
 
+#include <pwd.h>
 #include <stdarg.h>
 #include <syslog.h>
 #include <security/pam_ext.h>
@@ -55,6 +56,13 @@ static const char *pam_item_string(pam_handle_t *handle, int item) {
         return value;
 }
 
+static bool is_root(const char *user) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+
+        return getpwnam_r(user, &pw, buf, sizeof(buf), &result) == 0 && result && pw.pw_uid == 0;
+}
+
 /* Everything the module needs to know before it may talk to the helper. Returns true
  * for an operator whose checks may go on; otherwise *verdict is what to return: a
  * refusal, PAM_USER_UNKNOWN, or PAM_IGNORE for users in no role. Never PAM_SUCCESS. */
@@ -73,14 +81,29 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
                 return false;
         }
 
-        /* Without a trustworthy config we cannot tell operators from others: refuse all. */
+        /* Without a trustworthy config we cannot tell operators from others: refuse all
+         * but root, who must be able to log in and repair it. */
         r = config_load(args->config_path, &c, err);
         if (r < 0) {
-                pam_syslog(handle, LOG_ERR, "refusing %s: %s", user, err);
+                if (is_root(user)) {
+                        pam_syslog(handle, LOG_CRIT, "admitting root despite an unusable config: %s", err);
+                        *verdict = PAM_IGNORE;
+                } else
+                        pam_syslog(handle, LOG_ERR, "refusing %s: %s", user, err);
                 return false;
         }
 
         r = user_is_operator(c, user);
+        if (r == -ENXIO) {
+                if (is_root(user)) {
+                        pam_syslog(handle, LOG_CRIT, "admitting root: the operators group %s does not exist",
+                                   c->group_operators);
+                        *verdict = PAM_IGNORE;
+                } else
+                        pam_syslog(handle, LOG_ERR, "refusing %s: the operators group %s does not exist",
+                                   user, c->group_operators);
+                return false;
+        }
         if (r == -ENOENT) {
                 pam_syslog(handle, LOG_NOTICE, "unknown user %s", user);
                 *verdict = PAM_USER_UNKNOWN;

@@ -328,13 +328,14 @@ config_row() {
         lt_ms "$ACCT_MS" 1000 "config $1: refused at once"
         pam lb-alt lbt-none
         is "$ACCT" "$3" "config $1: no-role user gets $3"
+        pam lb-alt root
+        is "$ACCT" PAM_IGNORE "config $1: root is still let through to repair it (PAM_IGNORE)"
         pam lb-alt lbt-op1 --no-account --session
         is "$OPEN" PAM_SESSION_ERR "config $1: operator's session refused (PAM_SESSION_ERR)"
 }
 
 # Without a trustworthy config the module cannot tell operators from others, and refuses
-# everyone (pam_lockbox.c prepare()). SPEC §2 says users in no role are never affected;
-# these rows assert what the code does (see the report).
+# everyone but root, who must be able to log in and repair it (pam_lockbox.c prepare()).
 rm -f "$ALT"
 config_row "missing" "$ALT: cannot open" PAM_PERM_DENIED
 alt_valid; mv "$ALT" "$ALT.real"; ln -s "$ALT.real" "$ALT"
@@ -363,10 +364,14 @@ config_row "with a syntax error" "$ALT" PAM_PERM_DENIED
 alt_valid; head -c 70000 /dev/zero | tr '\0' '#' >>"$ALT"
 config_row "larger than 64 KiB" "larger than" PAM_PERM_DENIED
 
-# A config naming an operators group that does not exist: nobody is an operator.
+# A config naming an operators group that does not exist cannot tell operators apart: a
+# typo must not open the door. Refused like a broken config, root excepted.
 alt_valid; sed -i 's/operators = "lockbox-operators"/operators = "no-such-group"/' "$ALT"
 pam lb-alt lbt-op2
-is "$ACCT" PAM_IGNORE "config naming a non-existent operators group: lbt-op2 is no operator (PAM_IGNORE; current behaviour, fails open)"
+is "$ACCT" PAM_PERM_DENIED "config naming a non-existent operators group: lbt-op2 refused (PAM_PERM_DENIED)"
+like "$LOG" "no-such-group does not exist" "non-existent operators group: the cause is logged"
+pam lb-alt root
+is "$ACCT" PAM_IGNORE "non-existent operators group: root is let through (PAM_IGNORE)"
 rm -f "$ALT"
 
 # ================================================================================================
