@@ -234,8 +234,35 @@ bad_call "CheckUser by an operator" org.lockbox.Error.Refused lbt-op1 CheckUser 
 run lbt-admin status --json
 is "$RC:$(jq .enabled <<<"$OUT")" "0:true" "the daemon still serves after all of the above"
 
-# ---- every direct call was answered (a D-Bus client other than sd-bus, e.g. libdbus) ----
-for i in $(seq 10); do lb_bus lbt-op1 GetStatus; done
-is "$LB_BUS_NOREPLY" 0 "no direct call over the socket went unanswered (NoReply)"
+# ---- a D-Bus client may send its first call in the same write as BEGIN, and gets an answer ----
+# (libdbus does so; sd-bus clients such as the CLI and the PAM module wait for OK first.)
+diag "direct calls above that got no reply and were retried: $LB_BUS_NOREPLY"
+if command -v python3 >/dev/null 2>&1; then
+        cat >"$LB_TMP/pipelined.py" <<'PY'
+import os, socket, struct, sys
+def pad(b, n): return b + b'\0' * ((-len(b)) % n)
+msg = b'l' + bytes([1, 0, 1]) + struct.pack('<II', 0, 1) + b'\0\0\0\0'   # method call, serial 1
+for code, sig, val in ((1, 'o', '/org/lockbox/Lockbox'), (2, 's', 'org.lockbox.Lockbox1'), (3, 's', 'GetStatus')):
+    msg = pad(msg, 8) + bytes([code, 1]) + sig.encode() + b'\0'
+    msg = pad(msg, 4) + struct.pack('<I', len(val)) + val.encode() + b'\0'
+msg = pad(msg[:12] + struct.pack('<I', len(msg) - 16) + msg[16:], 8)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(float(sys.argv[2])); s.connect(sys.argv[1])
+s.sendall(b'\0AUTH EXTERNAL ' + str(os.getuid()).encode().hex().encode() + b'\r\n')
+line = b''
+while not line.endswith(b'\r\n'): line += s.recv(1)
+if not line.startswith(b'OK '): print('auth-failed'); sys.exit(0)
+if sys.argv[3] == 'pipelined': s.sendall(b'BEGIN\r\n' + msg)
+else: s.sendall(b'BEGIN\r\n'); __import__('time').sleep(0.3); s.sendall(msg)
+try:
+    r = s.recv(16); print({2: 'reply', 3: 'error'}.get(r[1] if len(r) > 1 else -1, 'garbage'))
+except socket.timeout:
+    print('no-reply')
+PY
+        is "$(python3 "$LB_TMP/pipelined.py" "$LB_SOCKET" 5 separate)" reply "sanity: a hand-made GetStatus after BEGIN is answered"
+        is "$(python3 "$LB_TMP/pipelined.py" "$LB_SOCKET" 5 pipelined)" reply \
+           "a GetStatus sent in the same write as BEGIN is answered too (not left unread)"
+else
+        ok 0 "# SKIP python3 not installed: no hand-made D-Bus client"
+fi
 
 lb_done

@@ -27,6 +27,7 @@ want() {
 new() {  # new USER TICKET: files a request, ID
         run "$1" request --ticket "$2" --reason "journal test"
         ID=$OUT; CREATED+=("$ID")
+        [ "$RC" = 0 ] || diag "request by $1 failed (exit $RC): $ERR"
 }
 decide() {  # decide USER VERB ID EVENT [ARGS]: a decision that must succeed
         local user=$1 verb=$2 id=$3 event=$4; shift 4
@@ -131,6 +132,8 @@ no_audit() {
         new lbt-op1 SR-N1; P=$ID                                  # pending-manager
         new lbt-op1 SR-N2; Q=$ID; run lbt-mgr approve "$Q"        # pending
         new lbt-op2 SR-N3; A=$ID; run lbt-mgr approve "$A"; run lbt-appr approve "$A"   # approved
+        is "$(lb_state "$P") $(lb_state "$Q") $(lb_state "$A")" "pending-manager pending approved" \
+           "journal $how: set-up (a pending-manager, a pending and an approved request)"
         total=$(lb_count)
         lb_stop_journald
         [ "$how" = gone ] && lb_remove_journal_sockets
