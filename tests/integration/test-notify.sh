@@ -413,6 +413,10 @@ if command -v strace >/dev/null 2>&1; then
         grep -E 'EPIPE|SIGPIPE' "$LB_TMP/strace.log" | sed 's/^/#   strace: /'
         run root status
         is "$RC" 0 "sendmail gone before the write: lockboxd still answers (status exit 0)"
+        # strace does not pass SIGTERM on to what it traces: stop lockboxd itself, then reap strace.
+        pkill -TERM -P "$LB_DAEMON_PID" 2>/dev/null
+        wait "$LB_DAEMON_PID" 2>/dev/null
+        lb_forget_pid "$LB_DAEMON_PID"
 else
         for t in "request exits 0" "lockboxd still runs" "lockboxd still answers"; do
                 ok 0 "sendmail gone before the write: $t # SKIP strace is not installed"

@@ -80,6 +80,8 @@ bail() {
 lb_cleanup() {
         local pid
         for pid in "${LB_PIDS[@]}"; do
+                # A wrapper (strace, valgrind's launcher) may not pass the signal on.
+                pkill -TERM -P "$pid" 2>/dev/null
                 kill -TERM "$pid" 2>/dev/null
         done
         for pid in "${LB_PIDS[@]}"; do
