@@ -49,8 +49,42 @@ static int fail_store(sd_bus_error *error, int r, const char *what) {
 
 static int fail_audit(sd_bus_error *error, int r) {
         fprintf(stderr, "lockboxd: cannot write audit entry: %s\n", strerror(-r));
-        return fail(error, r, LB_ERROR_FAILED, "cannot write the audit entry (%s): nothing was changed",
+        return fail(error, r, LB_ERROR_FAILED, "cannot write the audit entry (%s): the change was not kept",
                     strerror(-r));
+}
+
+/* A change is committed first and audited after, so that the journal never reports what
+ * the store did not keep. When the audit fails, the change is taken back (in its own
+ * transaction) and the caller refused: no audit, no change. */
+static void undo(struct daemon *d, int undo_result, const char *what, const char *id) {
+        (void) d;
+        if (undo_result < 0)
+                fprintf(stderr, "lockboxd: CRITICAL: cannot take back %s %s after its audit failed: %s\n",
+                        what, id, strerror(-undo_result));
+}
+
+static int op_delete_request(struct store *s, const void *id) {
+        return store_delete(s, id);
+}
+
+static int op_restore_request(struct store *s, const void *req) {
+        return store_update(s, req);
+}
+
+static int op_forget_session(struct store *s, const void *id) {
+        return store_session_remove(s, *(const int64_t *) id);
+}
+
+static int undo_in_transaction(struct daemon *d, int (*op)(struct store *s, const void *arg), const void *arg) {
+        int r = store_begin(d->store);
+
+        if (r >= 0)
+                r = op(d->store, arg);
+        if (r >= 0)
+                r = store_commit(d->store);
+        if (r < 0)
+                (void) store_rollback(d->store);
+        return r;
 }
 
 /* ---- the deadline timer ------------------------------------------------------------ */
@@ -245,6 +279,8 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
                         break;
                 (void) store_rollback(d->store);
         }
+        if (r >= 0)
+                r = store_commit(d->store);
         if (r < 0) {
                 (void) store_rollback(d->store);
                 request_done(&req);
@@ -266,15 +302,9 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
                 .message = message,
         });
         if (r < 0) {
-                (void) store_rollback(d->store);
+                undo(d, undo_in_transaction(d, op_delete_request, req.id), "the request", req.id);
                 request_done(&req);
                 return fail_audit(error, r);
-        }
-        r = store_commit(d->store);
-        if (r < 0) {
-                (void) store_rollback(d->store);
-                request_done(&req);
-                return fail_store(error, r, "committing the request");
         }
         (void) daemon_arm_timer(d);
         notify_event(d, "request-created", &req, NULL);
@@ -321,7 +351,7 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
                   sd_bus_error *error) {
         _cleanup_(freep) char *message = NULL;
         struct policy_outcome outcome = {};
-        struct lb_request req = {};
+        struct lb_request req = {}, before = {};
         const char *why = NULL;
         char until[TIMESTAMP_BUF];
         bool by_requester;
@@ -336,14 +366,22 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
         if (r < 0)
                 return r;
 
+        /* The request as it was, to put back if the decision cannot be audited. */
+        r = store_get(d->store, req.id, &before);
+        if (r < 0) {
+                request_done(&req);
+                return fail_store(error, r, "reading the request");
+        }
         r = policy_decide(d->config, who, action, &req, comment, daemon_now(), &outcome, &why);
         if (r == -ENOMEM) {
+                request_done(&before);
                 request_done(&req);
                 return fail(error, r, LB_ERROR_FAILED, "out of memory");
         }
         if (r < 0) {
                 int k = fail(error, r, LB_ERROR_REFUSED, "cannot %s request %s: %s (it is %s)",
                              action_to_string(action), req.id, why, state_to_string(req.state));
+                request_done(&before);
                 request_done(&req);
                 return k;
         }
@@ -351,9 +389,12 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
         r = store_begin(d->store);
         if (r >= 0)
                 r = store_update(d->store, &req);
+        if (r >= 0)
+                r = store_commit(d->store);
         if (r < 0) {
                 (void) store_rollback(d->store);
                 request_done(&req);
+                request_done(&before);
                 return fail_store(error, r, "recording the decision");
         }
 
@@ -375,16 +416,12 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
                 .message = message,
         });
         if (r < 0) {
-                (void) store_rollback(d->store);
+                undo(d, undo_in_transaction(d, op_restore_request, &before), "the decision on", req.id);
                 request_done(&req);
+                request_done(&before);
                 return fail_audit(error, r);
         }
-        r = store_commit(d->store);
-        if (r < 0) {
-                (void) store_rollback(d->store);
-                request_done(&req);
-                return fail_store(error, r, "committing the decision");
-        }
+        request_done(&before);
         (void) daemon_arm_timer(d);
         if (req.state == LB_STATE_REVOKED)
                 (void) sessions_enforce(d);
@@ -868,6 +905,8 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         r = store_begin(d->store);
         if (r >= 0)
                 r = store_session_add(d->store, &s);
+        if (r >= 0)
+                r = store_commit(d->store);
         if (r < 0) {
                 (void) store_rollback(d->store);
                 r = fail_store(error, r, "registering the session");
@@ -891,14 +930,8 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 .message = message,
         });
         if (r < 0) {
-                (void) store_rollback(d->store);
+                undo(d, undo_in_transaction(d, op_forget_session, &s.id), "the session of", user);
                 r = fail_audit(error, r);
-                goto out;
-        }
-        r = store_commit(d->store);
-        if (r < 0) {
-                (void) store_rollback(d->store);
-                r = fail_store(error, r, "committing the session");
                 goto out;
         }
         strcpy(ret_request_id, a.grant.id);
@@ -944,7 +977,15 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
                         return fail_store(error, r, "keeping the session's remaining processes registered");
                 }
         }
+        r = store_commit(d->store);
+        if (r < 0) {
+                (void) store_rollback(d->store);
+                session_done(&s);
+                request_done(&req);
+                return fail_store(error, r, "closing the session");
+        }
 
+        /* The session has ended whatever happens to its audit entry; a failure is reported. */
         snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);
         if (asprintf(&message, "Operator %s closed a session (pid %" PRIu32 ")%s", user, pid,
                      found ? "" : " that was not registered") < 0)
@@ -963,14 +1004,9 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
                 .message = message,
         });
         if (r < 0) {
-                (void) store_rollback(d->store);
-                r = fail_audit(error, r);
-        } else {
-                r = store_commit(d->store);
-                if (r < 0) {
-                        (void) store_rollback(d->store);
-                        r = fail_store(error, r, "closing the session");
-                }
+                fprintf(stderr, "lockboxd: cannot write audit entry: %s\n", strerror(-r));
+                r = fail(error, r, LB_ERROR_FAILED, "cannot write the audit entry of the session's end (%s)",
+                         strerror(-r));
         }
         session_done(&s);
         request_done(&req);

@@ -139,6 +139,7 @@ enum {
         STMT_DUE,
         STMT_NEXT_DEADLINE,
         STMT_COUNT_BY_STATE,
+        STMT_DELETE,
         STMT_SESSION_ADD,
         STMT_SESSION_FIND,
         STMT_SESSION_REMOVE,
@@ -225,6 +226,10 @@ static const struct {
         [STMT_COUNT_BY_STATE] = {
                 "count-by-state",
                 "SELECT state, count(*) FROM requests GROUP BY state",
+        },
+        [STMT_DELETE] = {
+                "delete",
+                "DELETE FROM requests WHERE id = ?1",
         },
         [STMT_SESSION_ADD] = {
                 "session-add",
@@ -1050,6 +1055,22 @@ int store_count_by_state(struct store *s, uint64_t counts[static _LB_STATE_MAX])
 
         memcpy(counts, c, sizeof c);
         return 0;
+}
+
+int store_delete(struct store *s, const char *id) {
+        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
+        int rc, k;
+
+        if (!s || !id)
+                return -EINVAL;
+        st = s->stmts[STMT_DELETE];
+        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        k = step_done(st);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
 /* ---- Sessions -------------------------------------------------------------------------------- */

@@ -30,6 +30,9 @@ int store_insert(struct store *s, const struct lb_request *r);
  * comment, expires_at) to the row with r->id. -ENOENT if there is none. */
 int store_update(struct store *s, const struct lb_request *r);
 
+/* Removes the request with this id (undoing a creation whose audit failed). -ENOENT. */
+int store_delete(struct store *s, const char *id);
+
 /* Reads the request with exactly this id into ret (caller request_done()s). -ENOENT. */
 int store_get(struct store *s, const char *id, struct lb_request *ret);
 

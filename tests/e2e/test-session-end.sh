@@ -414,10 +414,10 @@ wait_no_user_procs lbt-op1 5
 
 # ---- a process that keeps changing its pid ----------------------------------------------------------
 
-# Each generation forks its successor and exits (SIGHUP ignored), so a kill aimed at the pid
+# Each generation forks its successor and exits 20 ms later (SIGHUP ignored), so a kill aimed at the pid
 # seen in /proc tends to miss. It stops by itself 14 s after it started, whatever happens, so a
 # miss cannot leave it running on the machine.
-CHASER='perl -e '"'"'$SIG{HUP} = "IGNORE"; $end = time + 14; while (time < $end) { my $p = fork; exit 0 if $p; select(undef, undef, undef, 0.001); }'"'"' </dev/null >/dev/null 2>&1 & '
+CHASER='perl -e '"'"'$SIG{HUP} = "IGNORE"; $end = time + 14; while (time < $end) { my $p = fork; exit 0 if $p; select(undef, undef, undef, 0.02); }'"'"' </dev/null >/dev/null 2>&1 & '
 grant lbt-op1 8s
 ok $? "pid chaser: an 8 s grant is approved"
 CH_ID=$ID
