@@ -140,17 +140,23 @@ WRAPPER
         LOCKBOXD="$LB_TMP/bin/lockboxd"
 }
 
+# valgrind 3.19 does not know pidfd_open (434), which sd-event tries for notifier child
+# processes before falling back to waitid(); it says so in five lines that are not a finding.
+lb_valgrind_findings() {
+        grep -v -E 'unhandled amd64-linux syscall: 434|You may be able to write your own handler|README_MISSING_SYSCALL_OR_IOCTL|Nevertheless we consider this a bug|it at http://valgrind.org/support/bug_reports.html' "$1"
+}
+
 lb_valgrind_report() {
         local log bad=0
         for log in "$LB_TMP"/valgrind/*.log; do
-                [ -s "$log" ] && bad=1
+                [ -n "$(lb_valgrind_findings "$log")" ] && bad=1
         done
         ok $bad "valgrind memcheck reports nothing for lockboxd and lockbox"
         # The reports follow the result, where tests/run shows them.
         for log in "$LB_TMP"/valgrind/*.log; do
-                [ -s "$log" ] || continue
+                [ -n "$(lb_valgrind_findings "$log")" ] || continue
                 diag "valgrind: $log"
-                sed 's/^/#   /' "$log" | head -40
+                lb_valgrind_findings "$log" | sed 's/^/#   /' | head -40
         done
 }
 
