@@ -70,24 +70,12 @@ se_cleanup() {
         fi
 }
 
-# se_pam_stack: /etc/pam.d/sshd of the namespace, written here so this test does not depend on
-# what sshd.sh puts there: pam_loginuid runs in the session stage before pam_lockbox, so every
-# login gets an audit session of its own (/proc/PID/sessionid), the handle lockboxd uses to find
-# processes that left the session's process tree.
+# se_pam_stack: sshd.sh's stack already runs pam_loginuid in the session stage before
+# pam_lockbox, so every login gets an audit session of its own (/proc/PID/sessionid), the
+# handle lockboxd uses to find processes that left the session's process tree. A check below
+# fails if that ever stops being true.
 se_pam_stack() {
-        cat >/etc/pam.d/sshd <<EOF
-# pam_lockbox e2e (test-session-end): the sshd service of the test namespace.
-@include common-auth
-account    required     pam_nologin.so
-@include common-account
-account    required     $PAM_MODULE config=$LB_CONF
-session    required     pam_loginuid.so
-session    optional     pam_keyinit.so force revoke
-@include common-session
-session    required     $PAM_MODULE config=$LB_CONF
-session    required     pam_limits.so
-EOF
-        chmod 0644 /etc/pam.d/sshd
+        lb_sshd_pam_stack
 }
 
 # user_procs USER: pids of USER's live processes in this mount namespace. (Concurrent test runs
