@@ -478,9 +478,16 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         if (r < 0)
                 return fail(error, r, LB_ERROR_FAILED, "cannot read the groups of the user: %s", strerror(-r));
 
-        if (r == 0) {
-                /* Not ours to judge; the module never asks for these. */
+        if (r == 0 && !audit) {
+                /* `lockbox check`: the module ignores such users. */
                 *ret = (struct access_answer) { .admitted = true, .reason = "not an operator: the lockbox does not apply" };
+                return 0;
+        }
+        if (r == 0) {
+                /* The module asks only about operators. If we disagree (its config=PATH names
+                 * another group than ours), refuse rather than admit on our say-so. */
+                *ret = (struct access_answer) { .admitted = false,
+                                                .reason = "lockboxd does not see this user as an operator: the module's and the helper's configs disagree" };
                 return 0;
         }
 
