@@ -335,7 +335,7 @@ static int method_check_user(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return r;
         if (!(who.who.roles & ROLE_ADMIN))
                 return sd_bus_error_set(error, LB_ERROR_REFUSED, "only admins may check another user's access");
-        r = daemon_access(c->daemon, user, "", "", "", false, &a, error);
+        r = daemon_access(c->daemon, user, "", "", "", ACCESS_QUERY, &a, error);
         if (r < 0)
                 return r;
         return reply_access(m, &a);
@@ -353,7 +353,7 @@ static int method_access_check(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_read(m, "ssss", &user, &service, &rhost, &tty);
         if (r < 0)
                 return r;
-        r = daemon_access(c->daemon, user, service, rhost, tty, true, &a, error);
+        r = daemon_access(c->daemon, user, service, rhost, tty, ACCESS_LOGIN, &a, error);
         if (r < 0)
                 return r;
         return reply_access(m, &a);

@@ -458,7 +458,7 @@ int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filte
 }
 
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
-                  const char *tty, bool audit, struct access_answer *ret, sd_bus_error *error) {
+                  const char *tty, enum access_purpose purpose, struct access_answer *ret, sd_bus_error *error) {
         _cleanup_(freep) char *message = NULL, *esc_service = NULL;
         struct access_answer a = {};
         char until[TIMESTAMP_BUF];
@@ -478,7 +478,7 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         if (r < 0)
                 return fail(error, r, LB_ERROR_FAILED, "cannot read the groups of the user: %s", strerror(-r));
 
-        if (r == 0 && !audit) {
+        if (r == 0 && purpose == ACCESS_QUERY) {
                 /* `lockbox check`: the module ignores such users. */
                 *ret = (struct access_answer) { .admitted = true, .reason = "not an operator: the lockbox does not apply" };
                 return 0;
@@ -486,12 +486,9 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         if (r == 0) {
                 /* The module asks only about operators. If we disagree (its config=PATH names
                  * another group than ours), refuse rather than admit on our say-so. */
-                *ret = (struct access_answer) { .admitted = false,
-                                                .reason = "lockboxd does not see this user as an operator: the module's and the helper's configs disagree" };
-                return 0;
-        }
-
-        if (!d->config->enabled) {
+                a.admitted = false;
+                a.reason = "lockboxd does not see this user as an operator: the module's and lockboxd's configs disagree";
+        } else if (!d->config->enabled) {
                 a.admitted = true;
                 a.reason = "the lockbox is disabled on this host";
         } else {
@@ -514,7 +511,7 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
                         return fail_store(error, r, "looking up grants");
         }
 
-        if (audit) {
+        if (purpose == ACCESS_LOGIN) {
                 esc_service = text_escape(service);
                 if (asprintf(&message, "Operator %s %s via %s from %s: %s%s%s", user,
                              a.admitted ? "admitted" : "refused", strempty(esc_service),
@@ -870,10 +867,12 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 return r;
         if (pid <= 1)
                 return fail(error, -EINVAL, LB_ERROR_INVALID, "invalid pid");
-        r = daemon_access(d, user, service, rhost, tty, false, &a, error);
+        r = daemon_access(d, user, service, rhost, tty, ACCESS_SESSION, &a, error);
         if (r < 0)
                 return r;
         if (!a.admitted) {
+                if (asprintf(&message, "Operator %s: session refused: %s", user, a.reason) < 0)
+                        message = NULL;
                 (void) audit_write(&(struct audit_entry) {
                         .event = "access-denied",
                         .priority = LOG_WARNING,
@@ -882,7 +881,7 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                         .operator_account = user,
                         .ip = rhost,
                         .tenant = d->config->tenant,
-                        .message = "Operator session refused: no active grant",
+                        .message = message ?: "Operator session refused",
                 });
                 return fail(error, -EPERM, LB_ERROR_REFUSED, "%s", a.reason);
         }

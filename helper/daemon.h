@@ -70,7 +70,14 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
 int daemon_session_close(struct daemon *d, const char *user, const char *service, const char *rhost,
                          const char *tty, uint32_t pid, sd_bus_error *error);
 
-/* Would user be admitted now? With audit, writes access-granted/access-denied
- * and fails (refusing) when the entry cannot be written. */
+/* Who asks daemon_access(), which decides what a user in no operator role gets. */
+enum access_purpose {
+        ACCESS_QUERY,           /* `lockbox check`: answers only, nothing is written */
+        ACCESS_LOGIN,           /* the module's account stage: audited */
+        ACCESS_SESSION,         /* the module's session stage: daemon_session_open() audits */
+};
+/* Would user be admitted now? ACCESS_LOGIN writes access-granted/access-denied and
+ * fails (refusing) when the entry cannot be written. The module asks only about users
+ * it takes for operators, so for those purposes a user who is none here is refused. */
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
-                  const char *tty, bool audit, struct access_answer *ret, sd_bus_error *error);
+                  const char *tty, enum access_purpose purpose, struct access_answer *ret, sd_bus_error *error);

@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 request_array_free(list, n);
                         break;
                 case 7:
-                        if (daemon_access(fuzzed_daemon, a, b, c, e, op & 0x80, &answer, &error) >= 0)
+                        if (daemon_access(fuzzed_daemon, a, b, c, e, op & 0x80 ? ACCESS_LOGIN : ACCESS_QUERY, &answer, &error) >= 0)
                                 request_done(&answer.grant);
                         break;
                 case 8:

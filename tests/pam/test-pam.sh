@@ -372,6 +372,23 @@ is "$ACCT" PAM_PERM_DENIED "config naming a non-existent operators group: lbt-op
 like "$LOG" "no-such-group does not exist" "non-existent operators group: the cause is logged"
 pam lb-alt root
 is "$ACCT" PAM_IGNORE "non-existent operators group: root is let through (PAM_IGNORE)"
+
+# The module's config (config=PATH) and lockboxd's disagree: the module's swaps the operators
+# and approvers groups. lockboxd must refuse, not admit a user it sees in no operator role.
+alt_valid
+sed -i -e 's/operators = "lockbox-operators"/operators = "lockbox-SWAP"/' \
+       -e 's/approvers = "lockbox-approvers"/approvers = "lockbox-operators"/' \
+       -e 's/operators = "lockbox-SWAP"/operators = "lockbox-approvers"/' "$ALT"
+mark
+pam lb-alt lbt-appr
+is "$ACCT" PAM_PERM_DENIED "configs disagree: a user only the module takes for an operator is refused (PAM_PERM_DENIED)"
+audit access-denied LOCKBOX_OPERATOR=lbt-appr "configs disagree"
+like "$(since LOCKBOX_EVENT=access-denied LOCKBOX_OPERATOR=lbt-appr | jq -r .MESSAGE)" "configs disagree" \
+        "configs disagree: the audit entry says why"
+pam lb-alt lbt-appr --no-account --session
+is "$OPEN" PAM_SESSION_ERR "configs disagree: that user's session is refused too (PAM_SESSION_ERR)"
+pam lb-alt lbt-op1
+is "$ACCT" PAM_IGNORE "configs disagree: an operator the module does not see as one is its config's call (PAM_IGNORE)"
 rm -f "$ALT"
 
 # ================================================================================================
