@@ -17,7 +17,7 @@ struct audit_entry {
         bool item;                         /* LOCKBOX_ITEM = the request id (decisions) */
         const char *ip;                    /* LOCKBOX_IP */
         const char *tenant;                /* LOCKBOX_TENANT when there is no request */
-        const char *extra_name;            /* one more LOCKBOX_* field, e.g. "LOCKBOX_SESSION" */
+        const char *extra_name;            /* one more LOCKBOX_* field, e.g. "LOCKBOX_SESSION_PID" */
         const char *extra_value;
         const char *message;               /* MESSAGE, already escaped */
 };
@@ -26,7 +26,8 @@ struct audit_entry {
  * without an audit trail treats an error as a refusal. */
 int audit_write(const struct audit_entry *e);
 
-/* Where entries go: sd_journal_sendv. Tests and fuzzers (never configuration) may
+/* Where entries go: by default journald's native socket, written directly (audit.c says
+ * why not sd_journal_sendv). Tests and fuzzers (never configuration) may
  * point it elsewhere to drive the daemon's code without a journald. */
 struct iovec;
 extern int (*audit_sink)(const struct iovec *iov, int n);
