@@ -885,12 +885,6 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 });
                 return fail(error, -EPERM, LB_ERROR_REFUSED, "%s", a.reason);
         }
-        if (!a.grant.id[0] && d->config->enabled) {
-                /* Admitted without a grant while enabled: not an operator. Nothing to track. */
-                ret_request_id[0] = '\0';
-                return 0;
-        }
-
         s = (struct lb_session) { .pid = pid, .opened_at = daemon_now() };
         r = session_identify((pid_t) pid, &s.audit_session, &s.start_time);
         if (r < 0) {

@@ -63,7 +63,8 @@ struct access_answer {
 };
 /* A session of operator user opens (PAM session stage): it must run under an active
  * grant (or the lockbox be disabled); it is audited and registered. *ret_request_id
- * gets the grant's id ("" when disabled, or for a user who is no operator). */
+ * gets the grant's id ("" when disabled). A user who is no operator here is refused:
+ * the module asked, so its config and ours disagree. */
 int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
                         const char *tty, uint32_t pid, const char *logind_session,
                         char ret_request_id[static ID_LEN + 1], sd_bus_error *error);
