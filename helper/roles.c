@@ -40,17 +40,18 @@ static int passwd_lookup(const char *name, uid_t uid, struct passwd *pw, char **
         }
 }
 
-static int group_gid(const char *name, gid_t *ret) {
+/* getgrnam_r with a growing buffer. -ENOENT if there is no such group. */
+static int group_lookup(const char *name, struct group *gr, char **ret_buf) {
         size_t size = 1024;
 
         for (;;) {
                 _cleanup_(freep) char *buf = malloc(size);
-                struct group gr, *result = NULL;
+                struct group *result = NULL;
                 int r;
 
                 if (!buf)
                         return -ENOMEM;
-                r = getgrnam_r(name, &gr, buf, size, &result);
+                r = getgrnam_r(name, gr, buf, size, &result);
                 if (r == ERANGE && size < NSS_BUF_MAX) {
                         size *= 2;
                         continue;
@@ -59,9 +60,22 @@ static int group_gid(const char *name, gid_t *ret) {
                         return -r;
                 if (!result)
                         return -ENOENT;
-                *ret = gr.gr_gid;
+                *ret_buf = buf;
+                buf = NULL;
                 return 0;
         }
+}
+
+static int group_gid(const char *name, gid_t *ret) {
+        _cleanup_(freep) char *buf = NULL;
+        struct group gr;
+        int r;
+
+        r = group_lookup(name, &gr, &buf);
+        if (r < 0)
+                return r;
+        *ret = gr.gr_gid;
+        return 0;
 }
 
 /* All gids of user (primary and supplementary), malloc'd into *ret. */
@@ -147,37 +161,32 @@ int roles_of_user(const struct lb_config *c, const char *user, unsigned *ret) {
 
 int user_is_operator(const struct lb_config *c, const char *user) {
         _cleanup_(freep) char *pwbuf = NULL, *grbuf = NULL;
-        struct group gr, *result = NULL;
+        _cleanup_(freep) gid_t *gids = NULL;
+        struct group gr;
         struct passwd pw;
-        size_t size = 4096;
-        int r;
+        int n = 0, r;
 
-        /* On every login: one passwd and one group lookup, not the user's whole group
-         * list. gr_mem holds the supplementary members, as every NSS source fills it. */
         r = passwd_lookup(user, 0, &pw, &pwbuf);
         if (r < 0)
                 return r;
-        for (;;) {
-                grbuf = malloc(size);
-                if (!grbuf)
-                        return -ENOMEM;
-                r = getgrnam_r(c->group_operators, &gr, grbuf, size, &result);
-                if (r != ERANGE || size >= NSS_BUF_MAX)
-                        break;
-                free(grbuf);
-                grbuf = NULL;
-                size *= 2;
-        }
-        if (r != 0)
-                return -r;
-        if (!result)
+        r = group_lookup(c->group_operators, &gr, &grbuf);
+        if (r == -ENOENT)
                 return -ENXIO;          /* the operators group does not exist */
+        if (r < 0)
+                return r;
+        /* Fast answer for operators: primary group, or listed in gr_mem. */
         if (pw.pw_gid == gr.gr_gid)
                 return 1;
         for (char **m = gr.gr_mem; m && *m; m++)
                 if (streq(*m, user))
                         return 1;
-        return 0;
+        /* gr_mem is not the whole truth everywhere (nested LDAP groups, sssd's
+         * ignore_group_members): a "no" must agree with the groups the login will
+         * get, which come from initgroups. Missing an operator would let them in. */
+        r = user_groups(user, pw.pw_gid, &gids, &n);
+        if (r < 0)
+                return r;
+        return gid_in(gr.gr_gid, gids, n);
 }
 
 int user_name_of_uid(uid_t uid, char **ret) {

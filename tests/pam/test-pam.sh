@@ -31,6 +31,8 @@ RHOST=192.0.2.10
 
 lb_setup
 lb_write_config 'pam_timeout = "1s";'
+# The test NSS source (libnss_lbtest.so.2), for section 4; unused until nsswitch.conf names it.
+export LD_LIBRARY_PATH="$abs_top_builddir/tests/pam/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 lb_start_daemon || bail "lockboxd did not start"
 
 # ---- service files ----------------------------------------------------------------------------
@@ -390,6 +392,25 @@ is "$OPEN" PAM_SESSION_ERR "configs disagree: that user's session is refused too
 pam lb-alt lbt-op1
 is "$ACCT" PAM_IGNORE "configs disagree: an operator the module does not see as one is its config's call (PAM_IGNORE)"
 rm -f "$ALT"
+
+# Membership that only initgroups knows (nested LDAP groups, sssd's ignore_group_members):
+# getgrnam's member list omits the user, the login's groups include the operators group.
+# Module and lockboxd must both see an operator; gr_mem alone would wave them through.
+useradd -M -N -s /bin/bash lbt-nested
+ops_gid=$(getent group lockbox-operators | cut -d: -f3)
+ok "$( ! getent group lockbox-operators | cut -d: -f4 | tr , '\n' | grep -qx lbt-nested; echo $?)" \
+        "initgroups-only member: lbt-nested is not in the operators group's member list"
+echo "lbt-nested $ops_gid" >/etc/lbtest-initgroups
+cp /etc/nsswitch.conf "$LB_TMP/nsswitch.conf"
+sed -i 's/^group:.*/& lbtest/' /etc/nsswitch.conf
+mark
+pam lb lbt-nested
+is "$ACCT" PAM_PERM_DENIED "initgroups-only member of the operators group without a grant: PAM_PERM_DENIED"
+like "$(since LOCKBOX_EVENT=access-denied LOCKBOX_OPERATOR=lbt-nested | jq -r .MESSAGE)" \
+        "no approved request" "initgroups-only member: lockboxd too sees an operator (refused for want of a grant)"
+cp "$LB_TMP/nsswitch.conf" /etc/nsswitch.conf
+pam lb lbt-nested
+is "$ACCT" PAM_IGNORE "control: without that NSS source lbt-nested is in no role (PAM_IGNORE)"
 
 # ================================================================================================
 # 5. The conversation: what the application does with the message never changes the verdict
