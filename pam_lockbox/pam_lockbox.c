@@ -69,8 +69,9 @@ static bool is_root(const char *user) {
 static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct module_args *args,
                     struct lb_config **ret_config, const char **ret_user, int *verdict) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
+        _cleanup_(freep) char *shown_user = NULL;
         char err[CONFIG_ERROR_MAX];
-        const char *user = NULL;
+        const char *user = NULL, *shown;
         int r;
 
         *verdict = PAM_PERM_DENIED;
@@ -80,6 +81,9 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
                 pam_syslog(handle, LOG_ERR, "cannot get the user name: %s", pam_strerror(handle, r));
                 return false;
         }
+        /* The name is whatever the application was given: never log it raw. */
+        shown_user = text_escape(user);
+        shown = shown_user ?: "(unprintable)";
 
         /* Without a trustworthy config we cannot tell operators from others: refuse all
          * but root, who must be able to log in and repair it. */
@@ -89,7 +93,7 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
                         pam_syslog(handle, LOG_CRIT, "admitting root despite an unusable config: %s", err);
                         *verdict = PAM_IGNORE;
                 } else
-                        pam_syslog(handle, LOG_ERR, "refusing %s: %s", user, err);
+                        pam_syslog(handle, LOG_ERR, "refusing %s: %s", shown, err);
                 return false;
         }
 
@@ -101,27 +105,27 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
                         *verdict = PAM_IGNORE;
                 } else
                         pam_syslog(handle, LOG_ERR, "refusing %s: the operators group %s does not exist",
-                                   user, c->group_operators);
+                                   shown, c->group_operators);
                 return false;
         }
         if (r == -ENOENT) {
-                pam_syslog(handle, LOG_NOTICE, "unknown user %s", user);
+                pam_syslog(handle, LOG_NOTICE, "unknown user %s", shown);
                 *verdict = PAM_USER_UNKNOWN;
                 return false;
         }
         if (r < 0) {
                 errno = -r;
-                pam_syslog(handle, LOG_ERR, "refusing %s: cannot read group membership: %m", user);
+                pam_syslog(handle, LOG_ERR, "refusing %s: cannot read group membership: %m", shown);
                 return false;
         }
         if (r == 0) {
                 if (args->debug)
-                        pam_syslog(handle, LOG_DEBUG, "%s is not an operator, ignoring", user);
+                        pam_syslog(handle, LOG_DEBUG, "%s is not an operator, ignoring", shown);
                 *verdict = PAM_IGNORE;
                 return false;
         }
         if (args->bad_argument) {
-                pam_syslog(handle, LOG_ERR, "refusing operator %s: unknown module argument '%s'", user,
+                pam_syslog(handle, LOG_ERR, "refusing operator %s: unknown module argument '%s'", shown,
                            args->bad_argument);
                 return false;
         }

@@ -245,6 +245,9 @@ for u in lbt-admin lbt-appr lbt-mgr lbt-none root; do
 done
 pam lb lbt-nosuchuser
 is "$ACCT" PAM_USER_UNKNOWN "a user unknown to NSS: PAM_USER_UNKNOWN"
+pam lb $'lbt-op1\nForged: line\e[2J'
+is "$ACCT" PAM_USER_UNKNOWN "a user name with a newline and an escape sequence: PAM_USER_UNKNOWN"
+is "$LOG" 'unknown user lbt-op1\nForged: line\x1b[2J' "… and it is logged escaped, on one line"
 pam lb ""
 is "$ACCT" PAM_PERM_DENIED "an empty user name: PAM_PERM_DENIED"
 
