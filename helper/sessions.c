@@ -323,9 +323,12 @@ static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         if (killed > 0)
-                fprintf(stderr, "lockboxd: session %" PRIu32 " of %s still has processes after %u rounds\n",
-                        t->session.pid, t->session.user, t->rounds);
-        (void) store_session_remove(t->daemon->store, t->session.id);
+                /* Still registered, so the next sweep ends it again: forgetting it
+                 * would leave what survived out of every grant's reach. */
+                fprintf(stderr, "lockboxd: session %" PRIu32 " of %s still has processes after %u rounds; "
+                        "trying again at the next sweep\n", t->session.pid, t->session.user, t->rounds);
+        else
+                (void) store_session_remove(t->daemon->store, t->session.id);
         termination_free(t);
         return 0;
 }
@@ -347,9 +350,9 @@ static int terminate(struct daemon *d, struct lb_session *session, const struct 
         *session = (struct lb_session) {};
         r = sd_event_add_time_relative(d->event, &t->timer, CLOCK_MONOTONIC, GRACE_USEC, 1000, on_grace_over, t);
         if (r < 0) {
-                /* No timer: do not leave it half done. */
+                /* No timer: do not leave it half done. It stays registered: the next
+                 * sweep forgets it if nothing is left, or ends what is. */
                 signal_targets(&t->session, SIGKILL, &signalled);
-                (void) store_session_remove(d->store, t->session.id);
                 session_done(&t->session);
                 free(t);
                 return r;
