@@ -16,10 +16,6 @@ set -u
 : "${abs_top_builddir:?run through make check or tests/run}"
 : "${abs_top_srcdir:?run through make check or tests/run}"
 
-LOCKBOX="$abs_top_builddir/helper/lockbox"
-LOCKBOXD="$abs_top_builddir/helper/lockboxd"
-PAM_MODULE="$abs_top_builddir/pam_lockbox/.libs/pam_lockbox.so"
-
 # Re-run the calling script inside a private mount namespace, once.
 if [ -z "${LB_IN_NAMESPACE:-}" ]; then
         if [ "$(id -u)" != 0 ]; then
@@ -29,6 +25,35 @@ if [ -z "${LB_IN_NAMESPACE:-}" ]; then
         export LB_IN_NAMESPACE=1
         exec unshare --mount --propagation private -- "${BASH:-bash}" "$0" "$@"
 fi
+
+# The checkout may sit under a directory only root can enter (root's home is 0700, so is
+# any mktemp -d). Test users run the built programs, often through wrappers (timeout,
+# valgrind, strace) that exec them after the privilege drop, so the tree must be reachable
+# by every user however it is placed. Decided once, here: inside the namespace, the source
+# and build trees are bind-mounted under a fresh 0755 directory in /tmp and every test uses
+# those paths. The mounts vanish with the namespace; LB_TREE holds only the mount points
+# and is removed with rmdir (never rm -r: it would descend into the checkout).
+LB_TREE=$(mktemp -d /tmp/lockbox-tree.XXXXXX) || { echo "Bail out! mktemp"; exit 1; }
+chmod 0755 "$LB_TREE"
+mkdir "$LB_TREE/src" "$LB_TREE/build"
+if ! mount --bind "$abs_top_srcdir" "$LB_TREE/src" || ! mount --bind "$abs_top_builddir" "$LB_TREE/build"; then
+        echo "Bail out! cannot bind-mount the source and build trees under $LB_TREE"
+        exit 1
+fi
+lb_release_tree() {
+        [ -n "${LB_TREE:-}" ] || return 0
+        umount -l "$LB_TREE/build" "$LB_TREE/src" 2>/dev/null
+        rmdir "$LB_TREE/build" "$LB_TREE/src" "$LB_TREE" 2>/dev/null
+        LB_TREE=""
+}
+trap lb_release_tree EXIT
+abs_top_srcdir=$LB_TREE/src
+abs_top_builddir=$LB_TREE/build
+export abs_top_srcdir abs_top_builddir
+
+LOCKBOX="$abs_top_builddir/helper/lockbox"
+LOCKBOXD="$abs_top_builddir/helper/lockboxd"
+PAM_MODULE="$abs_top_builddir/pam_lockbox/.libs/pam_lockbox.so"
 
 LB_TESTS=0
 LB_FAILED=0
@@ -96,6 +121,7 @@ lb_cleanup() {
                 pkill -KILL -u "$u" --ns $$ --nslist mnt 2>/dev/null
         done
         [ -n "${LB_TMP:-}" ] && rm -rf "$LB_TMP"
+        lb_release_tree
 }
 
 lb_setup() {
