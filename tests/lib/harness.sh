@@ -111,6 +111,9 @@ lb_setup() {
         mkdir -p /run/systemd/journal /run/log
         mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal || bail "cannot mount tmpfs on /run/systemd/journal"
         mount -t tmpfs -o mode=0755 tmpfs /run/log || bail "cannot mount tmpfs on /run/log"
+        # lockboxd's snapshots of accepted configs (config_snapshot_path()): never the host's.
+        mkdir -p /run/lockbox
+        mount -t tmpfs -o mode=0755 tmpfs /run/lockbox || bail "cannot mount tmpfs on /run/lockbox"
         [ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
 
         lb_start_journald
@@ -544,4 +547,33 @@ lb_add_user() {
         for g in "$@"; do
                 usermod -aG "$g" "$u" || return 1
         done
+}
+
+# ---- helpers for the config snapshot tests (added) ----------------------------------------------
+
+# lb_snapshot_path [CONFIG]: where lockboxd keeps its snapshot of CONFIG (default the test
+# config): /run/lockbox/ + the path without its leading '/', '-' as \x2d and '/' as '-',
+# + ".active" (config_snapshot_path(); enough for the harness's paths).
+lb_snapshot_path() {
+        local p=${1:-$LB_CONF}
+        p=${p#/}
+        p=${p//-/\\x2d}
+        p=${p//\//-}
+        echo "/run/lockbox/$p.active"
+}
+
+# lb_reload_daemon: SIGHUP lockboxd and wait until its log shows the outcome (a
+# "config-reloaded" audit entry or a "reload failed" line); returns 0 if it reloaded.
+lb_reload_daemon() {
+        local mark lines
+        mark=$(lb_journal_mark)
+        lines=$(grep -c 'reload failed' "$LB_TMP/lockboxd.log")
+        kill -HUP "$LB_DAEMON_PID"
+        local i
+        for i in $(seq 100); do
+                [ -n "$(journal_since "$mark" LOCKBOX_EVENT=config-reloaded)" ] && return 0
+                [ "$(grep -c 'reload failed' "$LB_TMP/lockboxd.log")" -gt "$lines" ] && return 1
+                sleep 0.1
+        done
+        return 2
 }
