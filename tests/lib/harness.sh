@@ -577,3 +577,29 @@ lb_reload_daemon() {
         done
         return 2
 }
+
+# lb_services_world PROFILE PAMDIR: for tests/e2e/test-services.sh. In this mount namespace:
+# /usr/share/pam-configs becomes a copy with PROFILE added as "lockbox"; /var/lib/pam and
+# /var/cache/debconf (which pam-auth-update writes) become copies; PAMDIR (the system's PAM
+# module directory) gets the built module as pam_lockbox.so through an overlay; the at spool
+# (/var/spool/cron) becomes an empty private one.
+lb_services_world() {
+        local profile=$1 pamdir=$2 d
+        mkdir -p "$LB_TMP/pam-configs" "$LB_TMP/pamlib/upper" "$LB_TMP/pamlib/work" "$LB_TMP/spool"
+        cp -a /usr/share/pam-configs/. "$LB_TMP/pam-configs/" || return 1
+        install -m 0644 "$profile" "$LB_TMP/pam-configs/lockbox" || return 1
+        mount --bind "$LB_TMP/pam-configs" /usr/share/pam-configs || return 1
+        for d in /var/lib/pam /var/cache/debconf; do
+                mkdir -p "$LB_TMP/copy$d"
+                cp -a "$d/." "$LB_TMP/copy$d/" || return 1
+                mount --bind "$LB_TMP/copy$d" "$d" || return 1
+        done
+        install -m 0644 "$PAM_MODULE" "$LB_TMP/pamlib/upper/pam_lockbox.so" || return 1
+        mount -t overlay overlay \
+                -o "lowerdir=$pamdir,upperdir=$LB_TMP/pamlib/upper,workdir=$LB_TMP/pamlib/work" "$pamdir" || return 1
+        mount -t tmpfs -o mode=0755 tmpfs /var/spool/cron || return 1
+        for d in atjobs atspool; do
+                install -d -o daemon -g daemon -m 1770 "/var/spool/cron/$d" || return 1
+        done
+        install -o daemon -g daemon -m 0600 /dev/null /var/spool/cron/atjobs/.SEQ
+}
