@@ -28,6 +28,9 @@ for tool in pam-auth-update su atd at; do
 done
 PAMDIR=$(dirname "$(find /lib/ /usr/lib/ -maxdepth 3 -name pam_unix.so -path '*/security/*' -print -quit)")
 [ -d "$PAMDIR" ] || bail "cannot find the PAM module directory"
+# Under tests/run's sanitizer stage the module needs the ASan runtime loaded first (as sshd.sh does).
+SAN_ENV=(${LB_SANITIZER_PRELOAD:+LD_PRELOAD="$LB_SANITIZER_PRELOAD"}
+         ${LB_SANITIZER_PRELOAD:+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"})
 DEFAULT_CONF=$(strings "$PAM_MODULE" | grep -m1 '^/.*lockbox\.conf$')
 
 lb_setup
@@ -58,7 +61,7 @@ ok $? "common-account still has pam_unix"
 
 # su run by root skips auth (pam_rootok) but still runs the account and session stages.
 su_as() {  # su_as TARGET: su - TARGET -c true, run by root; sets RC
-        timeout 20 su - "$1" -c true </dev/null >"$LB_TMP/su.out" 2>&1
+        timeout 20 env "${SAN_ENV[@]}" su - "$1" -c true </dev/null >"$LB_TMP/su.out" 2>&1
         RC=$?
 }
 mark=$(lb_journal_mark)
@@ -88,7 +91,7 @@ queue() {
         echo "touch $MARKS/$2" | as "$1" at -M now >"$LB_TMP/at.out" 2>&1
 }
 run_atd() {  # one pass over the queue; the jobs' children are given time to finish
-        timeout 30 atd -s >>"$LB_TMP/atd.log" 2>&1
+        timeout 30 env "${SAN_ENV[@]}" atd -s >>"$LB_TMP/atd.log" 2>&1
         sleep 1
 }
 
