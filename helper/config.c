@@ -778,17 +778,14 @@ int config_parse_buffer(const char *path, const char *buf, size_t len, struct lb
         return parse_text(path, text, len, ret, err);
 }
 
-int config_load(const char *path, struct lb_config **ret, char err[static CONFIG_ERROR_MAX]) {
+/* Reads path under the rules config_load() documents into a NUL-terminated buffer. */
+static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t *ret_mode,
+                     char err[static CONFIG_ERROR_MAX]) {
         _cleanup_(closep) int fd = -EBADF;
         _cleanup_(freep) char *text = NULL;
         struct stat st;
         size_t n = 0;
 
-        assert(path);
-        assert(ret);
-        assert(err);
-
-        err[0] = '\0';
         /* O_NONBLOCK: a FIFO put in place of the file must not hang a login in open(). */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
@@ -855,7 +852,189 @@ int config_load(const char *path, struct lb_config **ret, char err[static CONFIG
                 return -EFBIG;
         }
         text[n] = '\0';
-        return parse_text(path, text, n, ret, err);
+        *ret_text = text;
+        text = NULL;
+        *ret_len = n;
+        *ret_mode = st.st_mode & 07777;
+        return 0;
+}
+
+int config_load_source(const char *path, struct lb_config **ret, struct config_source *ret_source,
+                       char err[static CONFIG_ERROR_MAX]) {
+        _cleanup_(freep) char *text = NULL;
+        size_t n = 0;
+        mode_t mode = 0;
+        int r;
+
+        assert(path);
+        assert(ret);
+        assert(err);
+
+        err[0] = '\0';
+        r = read_safe(path, &text, &n, &mode, err);
+        if (r < 0)
+                return r;
+        r = parse_text(path, text, n, ret, err);
+        if (r < 0)
+                return r;
+        if (ret_source) {
+                *ret_source = (struct config_source) { .text = text, .len = n, .mode = mode };
+                text = NULL;
+        }
+        return 0;
+}
+
+int config_load(const char *path, struct lb_config **ret, char err[static CONFIG_ERROR_MAX]) {
+        return config_load_source(path, ret, NULL, err);
+}
+
+void config_source_done(struct config_source *s) {
+        free(s->text);
+        *s = (struct config_source) {};
+}
+
+/* The name escapes every byte but A-Z a-z 0-9 _ and a '.' that does not start it as \xNN,
+ * and turns '/' into '-': distinct paths never share a snapshot. */
+const char *config_snapshot_dir = LOCKBOX_SNAPSHOT_DIR;
+
+int config_snapshot_path(const char *config_path, char **ret) {
+        static const char hex[] = "0123456789abcdef";
+        static const char suffix[] = ".active";
+        char name[NAME_MAX + 1];
+        size_t n = 0;
+        const char *p;
+
+        assert(config_path);
+        assert(ret);
+
+        if (config_path[0] != '/')
+                return -EINVAL;
+        for (p = config_path + 1; *p; p++) {
+                unsigned char ch = (unsigned char) *p;
+
+                if (n + 4 + sizeof(suffix) > sizeof(name))
+                        return -ENAMETOOLONG;
+                if (ch == '/')
+                        name[n++] = '-';
+                else if (is_ascii_alnum((char) ch) || ch == '_' || (ch == '.' && n > 0))
+                        name[n++] = (char) ch;
+                else {
+                        name[n++] = '\\';
+                        name[n++] = 'x';
+                        name[n++] = hex[ch >> 4];
+                        name[n++] = hex[ch & 0xf];
+                }
+        }
+        if (n == 0)
+                return -EINVAL;
+        memcpy(name + n, suffix, sizeof(suffix));
+        if (asprintf(ret, "%s/%s", config_snapshot_dir, name) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int config_load_accepted(const char *config_path, struct lb_config **ret, bool *ret_from_snapshot,
+                         char err[static CONFIG_ERROR_MAX]) {
+        _cleanup_(freep) char *snapshot = NULL;
+        int r;
+
+        assert(config_path);
+        assert(ret);
+        assert(err);
+
+        if (ret_from_snapshot)
+                *ret_from_snapshot = false;
+        r = config_snapshot_path(config_path, &snapshot);
+        if (r == -ENOMEM) {
+                snprintf(err, CONFIG_ERROR_MAX, "%s: out of memory", config_path);
+                return r;
+        }
+        if (r >= 0) {
+                r = config_load(snapshot, ret, err);
+                if (r != -ENOENT) {
+                        if (r >= 0 && ret_from_snapshot)
+                                *ret_from_snapshot = true;
+                        return r;
+                }
+        }
+        /* No snapshot (lockboxd never accepted this file since boot, or the path has none). */
+        return config_load(config_path, ret, err);
+}
+
+int config_snapshot_write(const char *config_path, const struct config_source *source,
+                          char err[static CONFIG_ERROR_MAX]) {
+        _cleanup_(freep) char *path = NULL, *tmp = NULL;
+        _cleanup_(closep) int dfd = -EBADF, fd = -EBADF;
+        const char *name;
+        struct stat st;
+        size_t done = 0;
+        int r;
+
+        assert(config_path);
+        assert(source);
+        assert(err);
+
+        err[0] = '\0';
+        r = config_snapshot_path(config_path, &path);
+        if (r < 0) {
+                snprintf(err, CONFIG_ERROR_MAX, "%s: no snapshot path for this file: %s", config_path, strerror(-r));
+                return r;
+        }
+        name = strrchr(path, '/') + 1;
+        if (asprintf(&tmp, ".%s.tmp", name) < 0)
+                return -ENOMEM;
+
+        if (mkdir(config_snapshot_dir, 0755) < 0 && errno != EEXIST) {
+                r = -errno;
+                snprintf(err, CONFIG_ERROR_MAX, "%s: cannot create: %m", config_snapshot_dir);
+                return r;
+        }
+        dfd = open(config_snapshot_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dfd < 0 || fstat(dfd, &st) < 0) {
+                r = -errno;
+                snprintf(err, CONFIG_ERROR_MAX, "%s: cannot open: %m", config_snapshot_dir);
+                return r;
+        }
+        /* Whoever may write the directory could swap the snapshot under the module. */
+        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+                snprintf(err, CONFIG_ERROR_MAX, "%s: not owned by uid %u or writable by others",
+                         config_snapshot_dir, (unsigned) geteuid());
+                return -EPERM;
+        }
+
+        (void) unlinkat(dfd, tmp, 0);   /* left by a crash between create and rename */
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0) {
+                r = -errno;
+                snprintf(err, CONFIG_ERROR_MAX, "%s/%s: cannot create: %m", config_snapshot_dir, tmp);
+                return r;
+        }
+        /* Owned by lockboxd's uid (root); never more readable than the file it was taken
+         * from, never writable by anyone else. */
+        if (fchmod(fd, source->mode & 0644) < 0)
+                goto fail;
+        while (done < source->len) {
+                ssize_t k = write(fd, source->text + done, source->len - done);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        goto fail;
+                }
+                done += (size_t) k;
+        }
+        if (fsync(fd) < 0)
+                goto fail;
+        if (renameat(dfd, tmp, dfd, name) < 0)
+                goto fail;
+        (void) fsync(dfd);
+        return 0;
+
+fail:
+        r = -errno;
+        snprintf(err, CONFIG_ERROR_MAX, "%s: cannot write: %m", path);
+        (void) unlinkat(dfd, tmp, 0);
+        return r;
 }
 
 int config_defaults(struct lb_config **ret) {

@@ -5,9 +5,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef LOCKBOX_CONFIG_PATH
 #define LOCKBOX_CONFIG_PATH "/etc/lockbox/lockbox.conf"
+#endif
+/* Where lockboxd keeps the last configuration it accepted (config_snapshot_path()). */
+#ifndef LOCKBOX_SNAPSHOT_DIR
+#define LOCKBOX_SNAPSHOT_DIR "/run/lockbox"
 #endif
 #define CONFIG_SIZE_MAX (64 * 1024)
 #define CONFIG_ERROR_MAX 512
@@ -48,6 +53,41 @@ int config_defaults(struct lb_config **ret);
  * line to err naming the file, the line and the key where known:
  *   "/etc/lockbox/lockbox.conf:7: max_duration: invalid duration 'forever'". */
 int config_load(const char *path, struct lb_config **ret, char err[static CONFIG_ERROR_MAX]);
+
+/* The bytes a config_load_source() parsed, and the file's mode. */
+struct config_source {
+        char *text;
+        size_t len;
+        mode_t mode;
+};
+void config_source_done(struct config_source *s);
+
+/* config_load(), also returning the bytes that were parsed (ret_source may be NULL). */
+int config_load_source(const char *path, struct lb_config **ret, struct config_source *ret_source,
+                       char err[static CONFIG_ERROR_MAX]);
+
+/* The snapshot of the configuration lockboxd accepted from config_path: a fixed rule,
+ * LOCKBOX_SNAPSHOT_DIR/<config_path escaped>.active, so a reader needs nothing from the
+ * (possibly broken) file to find it:
+ *   /etc/lockbox/lockbox.conf -> /run/lockbox/etc-lockbox-lockbox.conf.active
+ * Returns -EINVAL for a relative path, -ENAMETOOLONG when the name exceeds NAME_MAX.
+ * config_snapshot_dir is LOCKBOX_SNAPSHOT_DIR; only the fuzzer points it elsewhere. */
+extern const char *config_snapshot_dir;
+int config_snapshot_path(const char *config_path, char **ret);
+
+/* lockboxd: writes source as the snapshot of config_path, atomically (a temporary file
+ * in the same directory, fsync, rename), owned by the caller (lockboxd: root), mode
+ * source->mode & 0644. The directory is created 0755 if missing and must be owned by
+ * the caller and not writable by others. On error returns -errno and writes one line to err. */
+int config_snapshot_write(const char *config_path, const struct config_source *source,
+                          char err[static CONFIG_ERROR_MAX]);
+
+/* pam_lockbox: the configuration lockboxd last accepted from config_path, i.e. its
+ * snapshot, loaded under the same rules as the file; only when there is no snapshot
+ * (-ENOENT) the file itself. A snapshot that exists but fails the rules is an error:
+ * never silently the file. *ret_from_snapshot (may be NULL) says which was used. */
+int config_load_accepted(const char *config_path, struct lb_config **ret, bool *ret_from_snapshot,
+                         char err[static CONFIG_ERROR_MAX]);
 
 /* For the fuzzer and tests: config_load() without the file, parsing len bytes of
  * buf (which need not be NUL-terminated) as if they had been read from path. */

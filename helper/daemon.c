@@ -693,13 +693,18 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 int daemon_reload(struct daemon *d) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
+        _cleanup_(config_source_done) struct config_source source = {};
         _cleanup_(freep) char *message = NULL;
         char err[CONFIG_ERROR_MAX];
         bool was_enabled = d->config->enabled;
         int r;
 
         (void) sd_notify(false, "RELOADING=1");
-        r = config_load(d->config_path, &c, err);
+        r = config_load_source(d->config_path, &c, &source, err);
+        /* The module follows the snapshot: the daemon takes the new file only if the module
+         * can take it too, so both keep the same rules whatever happens. */
+        if (r >= 0)
+                r = config_snapshot_write(d->config_path, &source, err);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: reload failed, keeping the running configuration: %s\n", err);
                 (void) sd_notify(false, "READY=1");
@@ -743,6 +748,7 @@ int daemon_reload(struct daemon *d) {
 
 int daemon_new(const char *config_path, const char *socket_override, const char *database_override,
                struct daemon **ret) {
+        _cleanup_(config_source_done) struct config_source source = {};
         struct daemon *d;
         char err[CONFIG_ERROR_MAX];
         sigset_t mask;
@@ -757,7 +763,7 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = -ENOMEM;
                 goto fail;
         }
-        r = config_load(config_path, &d->config, err);
+        r = config_load_source(config_path, &d->config, &source, err);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: %s\n", err);
                 goto fail;
@@ -780,6 +786,14 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
         r = open_socket(d);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: cannot set up the socket: %s\n", strerror(-r));
+                goto fail;
+        }
+
+        /* Only once the socket is ours: a second lockboxd that fails to start must not replace
+         * the snapshot of the running one. */
+        r = config_snapshot_write(d->config_path, &source, err);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: cannot keep the accepted configuration for the module: %s\n", err);
                 goto fail;
         }
 

@@ -11,15 +11,31 @@
 #include "util.h"
 
 static void help(void) {
-        printf("Usage: lockboxd [OPTIONS]\n\n"
+        printf("Usage: lockboxd [OPTIONS]\n"
+               "       lockboxd --check-config [PATH]\n\n"
                "The Customer Lockbox helper: owns the request store, enforces roles and\n"
                "deadlines, and writes the audit to the journal.\n\n"
                "  -c, --config PATH     configuration file (default %s)\n"
                "      --socket PATH     listen here instead of the configured socket\n"
                "      --database PATH   use this store instead of the configured one\n"
+               "      --check-config    validate the configuration (PATH, else the -c one) and exit:\n"
+               "                        0 if it would be accepted, else 2 and one line naming\n"
+               "                        the file, the line and the key\n"
                "  -h, --help            show this help\n"
                "      --version         show the version\n",
                LOCKBOX_CONFIG_PATH);
+}
+
+/* The same load lockboxd does at start and reload; nothing is written. */
+static int check(const char *path) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX];
+
+        if (config_load(path, &c, err) < 0) {
+                fprintf(stderr, "lockboxd: %s\n", err);
+                return 2;
+        }
+        return 0;
 }
 
 /* Many clients may be connected at once; take what the hard limit allows. */
@@ -33,17 +49,19 @@ static void raise_fd_limit(void) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_SOCKET = 0x100, ARG_DATABASE, ARG_VERSION };
+        enum { ARG_SOCKET = 0x100, ARG_DATABASE, ARG_VERSION, ARG_CHECK_CONFIG };
         static const struct option options[] = {
                 { "config",   required_argument, NULL, 'c' },
                 { "socket",   required_argument, NULL, ARG_SOCKET },
                 { "database", required_argument, NULL, ARG_DATABASE },
+                { "check-config", no_argument,   NULL, ARG_CHECK_CONFIG },
                 { "help",     no_argument,       NULL, 'h' },
                 { "version",  no_argument,       NULL, ARG_VERSION },
                 {}
         };
         const char *config_path = LOCKBOX_CONFIG_PATH, *socket_path = NULL, *database_path = NULL;
         struct daemon *d = NULL;
+        bool check_config = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
@@ -57,6 +75,9 @@ int main(int argc, char *argv[]) {
                 case ARG_DATABASE:
                         database_path = optarg;
                         break;
+                case ARG_CHECK_CONFIG:
+                        check_config = true;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -66,6 +87,15 @@ int main(int argc, char *argv[]) {
                 default:
                         return 2;
                 }
+        }
+        if (check_config) {
+                if (optind < argc)
+                        config_path = argv[optind++];
+                if (optind < argc) {
+                        fprintf(stderr, "lockboxd: unexpected argument '%s'\n", argv[optind]);
+                        return 2;
+                }
+                return check(config_path);
         }
         if (optind < argc) {
                 fprintf(stderr, "lockboxd: unexpected argument '%s'\n", argv[optind]);

@@ -72,6 +72,7 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
         _cleanup_(freep) char *shown_user = NULL;
         char err[CONFIG_ERROR_MAX];
         const char *user = NULL, *shown;
+        bool from_snapshot = false;
         int r;
 
         *verdict = PAM_PERM_DENIED;
@@ -85,9 +86,13 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
         shown_user = text_escape(user);
         shown = shown_user ?: "(unprintable)";
 
-        /* Without a trustworthy config we cannot tell operators from others: refuse all
+        /* The rules lockboxd accepted last (its snapshot), not whatever the file says now:
+         * an edit takes effect for daemon and module together, at a reload that passed.
+         * Without a trustworthy config we cannot tell operators from others: refuse all
          * but root, who must be able to log in and repair it. */
-        r = config_load(args->config_path, &c, err);
+        r = config_load_accepted(args->config_path, &c, &from_snapshot, err);
+        if (r >= 0 && args->debug)
+                pam_syslog(handle, LOG_DEBUG, "using %s", from_snapshot ? "lockboxd's snapshot of the config" : "the config file (no snapshot)");
         if (r < 0) {
                 if (is_root(user)) {
                         pam_syslog(handle, LOG_CRIT, "admitting root despite an unusable config: %s", err);

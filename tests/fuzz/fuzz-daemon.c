@@ -85,6 +85,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fclose(f);
         chmod(path, 0644);
         audit_sink = audit_counting_sink;
+        config_snapshot_dir = strdup(dir);      /* not the host's /run/lockbox */
         atexit(kill_victim);
         if (daemon_new(path, NULL, NULL, &fuzzed_daemon) < 0)
                 abort();

@@ -137,6 +137,9 @@ lb_setup() {
         mkdir -p /run/systemd/journal /run/log
         mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal || bail "cannot mount tmpfs on /run/systemd/journal"
         mount -t tmpfs -o mode=0755 tmpfs /run/log || bail "cannot mount tmpfs on /run/log"
+        # lockboxd's snapshots of accepted configs (config_snapshot_path()): never the host's.
+        mkdir -p /run/lockbox
+        mount -t tmpfs -o mode=0755 tmpfs /run/lockbox || bail "cannot mount tmpfs on /run/lockbox"
         [ -d /var/log/journal ] && mount -t tmpfs tmpfs /var/log/journal
 
         lb_start_journald
@@ -570,4 +573,59 @@ lb_add_user() {
         for g in "$@"; do
                 usermod -aG "$g" "$u" || return 1
         done
+}
+
+# ---- helpers for the config snapshot tests (added) ----------------------------------------------
+
+# lb_snapshot_path [CONFIG]: where lockboxd keeps its snapshot of CONFIG (default the test
+# config): /run/lockbox/ + the path without its leading '/', '-' as \x2d and '/' as '-',
+# + ".active" (config_snapshot_path(); enough for the harness's paths).
+lb_snapshot_path() {
+        local p=${1:-$LB_CONF}
+        p=${p#/}
+        p=${p//-/\\x2d}
+        p=${p//\//-}
+        echo "/run/lockbox/$p.active"
+}
+
+# lb_reload_daemon: SIGHUP lockboxd and wait until its log shows the outcome (a
+# "config-reloaded" audit entry or a "reload failed" line); returns 0 if it reloaded.
+lb_reload_daemon() {
+        local mark lines
+        mark=$(lb_journal_mark)
+        lines=$(grep -c 'reload failed' "$LB_TMP/lockboxd.log")
+        kill -HUP "$LB_DAEMON_PID"
+        local i
+        for i in $(seq 100); do
+                [ -n "$(journal_since "$mark" LOCKBOX_EVENT=config-reloaded)" ] && return 0
+                [ "$(grep -c 'reload failed' "$LB_TMP/lockboxd.log")" -gt "$lines" ] && return 1
+                sleep 0.1
+        done
+        return 2
+}
+
+# lb_services_world PROFILE PAMDIR: for tests/e2e/test-services.sh. In this mount namespace:
+# /usr/share/pam-configs becomes a copy with PROFILE added as "lockbox"; /var/lib/pam and
+# /var/cache/debconf (which pam-auth-update writes) become copies; PAMDIR (the system's PAM
+# module directory) gets the built module as pam_lockbox.so through an overlay; the at spool
+# (/var/spool/cron) becomes an empty private one.
+lb_services_world() {
+        local profile=$1 pamdir=$2 d
+        mkdir -p "$LB_TMP/pam-configs" "$LB_TMP/pamlib/upper" "$LB_TMP/pamlib/work" "$LB_TMP/spool"
+        cp -a /usr/share/pam-configs/. "$LB_TMP/pam-configs/" || return 1
+        install -m 0644 "$profile" "$LB_TMP/pam-configs/lockbox" || return 1
+        mount --bind "$LB_TMP/pam-configs" /usr/share/pam-configs || return 1
+        for d in /var/lib/pam /var/cache/debconf; do
+                mkdir -p "$LB_TMP/copy$d"
+                cp -a "$d/." "$LB_TMP/copy$d/" || return 1
+                mount --bind "$LB_TMP/copy$d" "$d" || return 1
+        done
+        install -m 0644 "$PAM_MODULE" "$LB_TMP/pamlib/upper/pam_lockbox.so" || return 1
+        mount -t overlay overlay \
+                -o "lowerdir=$pamdir,upperdir=$LB_TMP/pamlib/upper,workdir=$LB_TMP/pamlib/work" "$pamdir" || return 1
+        mount -t tmpfs -o mode=0755 tmpfs /var/spool/cron || return 1
+        for d in atjobs atspool; do
+                install -d -o daemon -g daemon -m 1770 "/var/spool/cron/$d" || return 1
+        done
+        install -o daemon -g daemon -m 0600 /dev/null /var/spool/cron/atjobs/.SEQ
 }

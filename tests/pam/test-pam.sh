@@ -712,4 +712,66 @@ done
 pam lb lbt-op1
 is "$ACCT" PAM_PERM_DENIED "lockbox enabled again: operator without a grant refused"
 
+
+# ================================================================================================
+# 12. A config mistake never locks the host out: the module follows lockboxd's snapshot
+# ================================================================================================
+
+SNAP=$(lb_snapshot_path "$LB_CONF")
+[ -f "$SNAP" ] || bail "lockboxd keeps no snapshot at $SNAP"
+grant lbt-op1 1h
+pam lb lbt-op1
+is "$ACCT" PAM_SUCCESS "setup: operator with a grant admitted"
+
+# A typo that would also disable the lockbox, then a reload: lockboxd refuses the file, and
+# so must the module, though it reads config=$LB_CONF at each login.
+lb_write_config 'pam_timeout = "2 parsecs";' 'enabled = false;'
+lb_reload_daemon
+is "$?" 1 "setup: lockboxd refuses to reload a file with a typo"
+pam lb lbt-op1
+is "$ACCT" PAM_SUCCESS "typo, reload refused: operator with a grant still admitted (old rules)"
+pam lb lbt-op2
+is "$ACCT" PAM_PERM_DENIED "typo, reload refused: operator without a grant still refused (old rules, not enabled = false)"
+pam lb lbt-none
+is "$ACCT" PAM_IGNORE "typo, reload refused: user in no role still PAM_IGNORE"
+pam lb lbt-op1 --no-account --session
+is "$OPEN/$CLOSE" PAM_SUCCESS/PAM_SUCCESS "typo, reload refused: operator's session opens and closes"
+
+# No snapshot (lockboxd never accepted this file since boot): the file itself, broken here.
+mv "$SNAP" "$LB_TMP/snapshot"
+pam lb lbt-none
+is "$ACCT" PAM_PERM_DENIED "no snapshot: the module falls back to the (broken) file and refuses a no-role user"
+like "$LOG" "$LB_CONF:[0-9]+: pam_timeout" "no snapshot: the refusal names the file's line and key"
+pam lb root
+is "$ACCT" PAM_IGNORE "no snapshot, broken file: root still PAM_IGNORE"
+
+# A snapshot that fails the file's rules is an error, never a reason to read the file.
+cp "$LB_TMP/snapshot" "$SNAP"; chmod 0666 "$SNAP"
+lb_write_config 'pam_timeout = "1s";'
+pam lb lbt-none
+is "$ACCT" PAM_PERM_DENIED "world-writable snapshot: refused, the good file is not read instead"
+[[ "$LOG" == *"$SNAP: writable by group or others"* ]]
+ok $? "world-writable snapshot: the refusal names the snapshot"
+chmod 0644 "$SNAP"; chown lbt-op1 "$SNAP"
+pam lb lbt-none
+is "$ACCT" PAM_PERM_DENIED "snapshot owned by a user: refused"
+rm -f "$SNAP"; ln -s "$LB_CONF" "$SNAP"
+pam lb lbt-none
+is "$ACCT" PAM_PERM_DENIED "snapshot a symlink: refused"
+rm -f "$SNAP"; cp "$LB_TMP/snapshot" "$SNAP"
+
+# The file is fixed and the change (operators groups swapped) takes effect at the reload only.
+lb_write_config 'pam_timeout = "1s";'
+sed -i -e 's/operators = "lockbox-operators"/operators = "lockbox-SWAP"/' \
+       -e 's/approvers = "lockbox-approvers"/approvers = "lockbox-operators"/' \
+       -e 's/operators = "lockbox-SWAP"/operators = "lockbox-approvers"/' "$LB_CONF"
+pam lb lbt-appr
+is "$ACCT" PAM_IGNORE "an edited file before the reload: the module keeps the accepted rules (approver in no operator role)"
+lb_reload_daemon
+is "$?" 0 "setup: lockboxd reloads the fixed file"
+pam lb lbt-appr
+is "$ACCT" PAM_PERM_DENIED "after the reload the module follows it (the approvers group is now the operators')"
+lb_write_config 'pam_timeout = "1s";'
+lb_reload_daemon || bail "cannot reload the test config"
+
 lb_done

@@ -660,6 +660,41 @@ static void test_messages(void) {
         ok(!c, "nothing returned");
 }
 
+/* The fixed rule that maps a config path to lockboxd's snapshot of it (config_snapshot_path()). */
+static void test_snapshot_path(void) {
+        static const struct { const char *path, *want; } rows[] = {
+                { "/etc/lockbox/lockbox.conf", LOCKBOX_SNAPSHOT_DIR "/etc-lockbox-lockbox.conf.active" },
+                { "/tmp/a-b/x.conf",           LOCKBOX_SNAPSHOT_DIR "/tmp-a\\x2db-x.conf.active" },
+                { "/tmp/a/b-x.conf",           LOCKBOX_SNAPSHOT_DIR "/tmp-a-b\\x2dx.conf.active" },
+                { "/.hidden/c",                LOCKBOX_SNAPSHOT_DIR "/\\x2ehidden-c.active" },
+                { "/a b\\",                  LOCKBOX_SNAPSHOT_DIR "/a\\x20b\\x5c.active" },
+        };
+        char long_path[300];
+
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                char *got = NULL;
+
+                is_int(config_snapshot_path(rows[i].path, &got), 0, "snapshot path of %s", rows[i].path);
+                is_str(got, rows[i].want, "snapshot path of %s", rows[i].path);
+                free(got);
+        }
+        for (const char *const *p = (const char *const[]) { "lockbox.conf", "", "/", NULL }; *p; p++) {
+                char *got = NULL;
+
+                is_int(config_snapshot_path(*p, &got), -EINVAL, "no snapshot path for '%s'", *p);
+                free(got);
+        }
+        memset(long_path, 'a', sizeof(long_path) - 1);
+        long_path[0] = '/';
+        long_path[sizeof(long_path) - 1] = '\0';
+        {
+                char *got = NULL;
+
+                is_int(config_snapshot_path(long_path, &got), -ENAMETOOLONG, "no snapshot path longer than NAME_MAX");
+                free(got);
+        }
+}
+
 int main(void) {
         if (geteuid() != 0) {
                 printf("1..0 # SKIP needs root (files must be owned by root)\n");
@@ -681,6 +716,7 @@ int main(void) {
         test_refusals();
         test_include();
         test_messages();
+        test_snapshot_path();
 
         {
                 char cmd[PATH_MAX + 16];
