@@ -94,12 +94,19 @@ done
 t0=$(lb_now_ms)
 lb_audit lbt-op2 --json
 ms=$(( $(lb_now_ms) - t0 ))
-is "$RC:$(wc -l <<<"$OUT")" "0:1000" "an operator with 1,006 entries: the answer holds 1000"
-diag "lockbox audit of 1000 of 1006 entries: ${ms} ms"
-like "$ERR" "^lockbox: 1000 entries shown, the most one answer holds; see the rest with --since [0-9T:-]+\.[0-9]{6}Z$" \
+diag "lockbox audit of the first page of 1006 entries: ${ms} ms"
+if [ -z "${LB_VALGRIND:-}" ]; then      # under valgrind the 0.2 s reading limit may cut earlier
+        is "$RC:$(wc -l <<<"$OUT")" "0:1000" "an operator with 1,006 entries: the answer holds 1000"
+fi
+like "$ERR" "^lockbox: [0-9]+ entries shown, the most one answer holds; see the rest with --since [0-9T:-]+\.[0-9]{6}Z$" \
      "… and says so on stderr, with the --since to go on"
-NEXT=${ERR##*--since }
-lb_audit lbt-op2 --json --since "$NEXT"
-is "$RC:$(wc -l <<<"$OUT"):$ERR" "0:6:" "… which shows the remaining 6, none twice"
+ALL=$OUT pages=1
+while [[ "$ERR" == *"--since "* ]] && [ "$pages" -lt 200 ]; do
+        lb_audit lbt-op2 --json --since "${ERR##*--since }"
+        ALL+=$'\n'$OUT pages=$((pages + 1))
+done
+is "$RC:$ERR:$(grep -c . <<<"$ALL"):$(jq -r .event <<<"$ALL" | sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')" \
+   "0::1006:access-denied=1005 request-created=1 " \
+   "… and following --since shows all 1006 (1005 refusals, 1 request), none twice or lost ($pages answers)"
 
 lb_done
