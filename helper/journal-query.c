@@ -6,6 +6,7 @@
  * before it is returned. */
 
 #include <limits.h>
+#include <systemd/sd-id128.h>
 #include <systemd/sd-journal.h>
 #include <time.h>
 
@@ -40,11 +41,11 @@ static int own_exe(char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-bool audit_entry_trusted(const char *uid, const char *exe, const char *unit, const char *own) {
+bool audit_entry_trusted(const char *uid, const char *exe, const char *unit, const char *own, const char *seen) {
         if (!streq_ptr(uid, "0"))
                 return false;
         if (exe)
-                return streq(exe, own);
+                return streq(exe, own) || streq_ptr(exe, seen);
         return streq_ptr(unit, LOCKBOXD_UNIT);
 }
 
@@ -57,6 +58,37 @@ static char *entry_field(sd_journal *j, const char *name) {
         if (sd_journal_get_data(j, name, &data, &len) < 0 || len <= name_len)
                 return NULL;
         return strndup((const char *) data + name_len + 1, len - name_len - 1);
+}
+
+/* The executable journald records for this very process, from the newest entry it
+ * attributes to our pid as root (no other process can claim our pid while we live; only
+ * root could forge it). It differs from /proc/self/exe where a wrapper runs us: valgrind
+ * answers that readlink with lockboxd while the kernel, and journald, see valgrind's tool.
+ * NULL when we wrote nothing yet or it is the same. */
+static char *seen_exe(sd_journal *j, const char *own) {
+        char match[32], boot[64];
+        sd_id128_t boot_id;
+        char *exe = NULL;
+
+        if (sd_id128_get_boot(&boot_id) < 0)
+                return NULL;
+        snprintf(match, sizeof(match), "_PID=%d", (int) getpid());
+        snprintf(boot, sizeof(boot), "_BOOT_ID=" SD_ID128_FORMAT_STR, SD_ID128_FORMAT_VAL(boot_id));
+        /* This boot, and an audit entry: not another process that had our pid before. */
+        if (sd_journal_add_match(j, match, 0) >= 0 && sd_journal_add_match(j, "_UID=0", 0) >= 0 &&
+            sd_journal_add_match(j, boot, 0) >= 0 && sd_journal_seek_tail(j) >= 0) {
+                for (int i = 0; i < 16 && !exe && sd_journal_previous(j) > 0; i++) {
+                        _cleanup_(freep) char *event = entry_field(j, FIELD_PREFIX "EVENT");
+                        if (event)
+                                exe = entry_field(j, "_EXE");
+                }
+        }
+        sd_journal_flush_matches(j);
+        if (exe && streq(exe, own)) {
+                free(exe);
+                exe = NULL;
+        }
+        return exe;
 }
 
 static int add_term(sd_journal *j, const char *trusted_match, const struct audit_query *q,
@@ -89,15 +121,15 @@ void audit_records_done(struct audit_records *r) {
 
 /* The current entry as a record, if it is one of lockboxd's entries (and, for an
  * operator's query, of that operator). Returns 1 with *rec filled, 0 to skip it, -errno. */
-static int read_entry(sd_journal *j, const char *own, const struct audit_query *q, struct audit_record *rec,
-                      size_t *bytes) {
+static int read_entry(sd_journal *j, const char *own, const char *seen, const struct audit_query *q,
+                      struct audit_record *rec, size_t *bytes) {
         _cleanup_(freep) char *uid = entry_field(j, "_UID"), *exe = entry_field(j, "_EXE"),
                 *unit = entry_field(j, "_SYSTEMD_UNIT"), *event = entry_field(j, FIELD_PREFIX "EVENT");
         const void *data;
         size_t len;
         int r;
 
-        if (!audit_entry_trusted(uid, exe, unit, own) || isempty(event))
+        if (!audit_entry_trusted(uid, exe, unit, own, seen) || isempty(event))
                 return 0;
         if (q->operator_account) {
                 _cleanup_(freep) char *op = entry_field(j, FIELD_PREFIX "OPERATOR");
@@ -146,7 +178,8 @@ static int read_entry(sd_journal *j, const char *own, const struct audit_query *
 }
 
 int journal_query(const struct audit_query *q, struct audit_records *ret) {
-        _cleanup_(freep) char *own = NULL, *exe_match = NULL, *request_match = NULL, *operator_match = NULL;
+        _cleanup_(freep) char *own = NULL, *seen = NULL, *exe_match = NULL, *seen_match = NULL, *request_match = NULL,
+                *operator_match = NULL;
         struct audit_records out = {};
         sd_journal *j = NULL;
         uint64_t deadline = now_usec() + AUDIT_TIME_MAX_USEC;
@@ -165,8 +198,17 @@ int journal_query(const struct audit_query *q, struct audit_records *ret) {
         r = sd_journal_open(&j, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);
         if (r < 0)
                 return r;
+        seen = seen_exe(j, own);
+        if (seen && asprintf(&seen_match, "_EXE=%s", seen) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
         r = add_term(j, exe_match, q, request_match, operator_match);
         if (r >= 0)
+                r = sd_journal_add_disjunction(j);
+        if (r >= 0 && seen_match)
+                r = add_term(j, seen_match, q, request_match, operator_match);
+        if (r >= 0 && seen_match)
                 r = sd_journal_add_disjunction(j);
         if (r >= 0)
                 r = add_term(j, "_SYSTEMD_UNIT=" LOCKBOXD_UNIT, q, request_match, operator_match);
@@ -191,7 +233,7 @@ int journal_query(const struct audit_query *q, struct audit_records *ret) {
                         break;
                 if (q->since_usec > 0 && sd_journal_get_realtime_usec(j, &t) >= 0 && t < q->since_usec)
                         continue;
-                r = read_entry(j, own, q, &rec, &entry_bytes);
+                r = read_entry(j, own, seen, q, &rec, &entry_bytes);
                 if (r < 0)
                         goto out;
                 if (r == 0)

@@ -39,9 +39,11 @@ struct audit_records {
 };
 
 /* Is an entry with these trusted fields (as journald set them; NULL when absent) one that
- * lockboxd wrote? _UID 0 and lockboxd's own executable, or, when journald could not read
+ * lockboxd wrote? _UID 0 and lockboxd's own executable (own_exe, or seen_exe: what journald
+ * records for the running lockboxd, when that differs), or, when journald could not read
  * the executable (the writer had exited), lockboxd's unit. */
-bool audit_entry_trusted(const char *uid, const char *exe, const char *unit, const char *own_exe);
+bool audit_entry_trusted(const char *uid, const char *exe, const char *unit, const char *own_exe,
+                         const char *seen_exe);
 
 /* Reads the entries matching q from the local system journal, oldest first, within the
  * limits above. Returns 0 or -errno. */

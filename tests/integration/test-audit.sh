@@ -83,6 +83,8 @@ lb_audit lbt-op1 "$R" --json
 T=$(tail -1 <<<"$OUT" | jq -r .time)
 lb_audit lbt-op1 "$R" --since 1h --json
 is "$(events)" "request-created manager-approved " "--since 1h (a duration: that long ago) shows both"
+lb_audit lbt-op1 "$R" --since "$(date -u -d '1 hour ago' '+%Y-%m-%d %H:%M:%S')" --json
+is "$(events)" "request-created manager-approved " "--since \"YYYY-MM-DD HH:MM:SS\" (UTC) an hour ago shows both"
 lb_audit lbt-op1 "$R" --since "$T" --json
 is "$(jq -r 'select(.time < "'"$T"'") | .event' <<<"$OUT")" "" "--since an RFC 3339 time shows nothing older"
 
