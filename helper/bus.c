@@ -427,6 +427,60 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         return r;
 }
 
+static int method_get_audit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        _cleanup_(caller_done) struct caller who = {};
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct audit_records list = {};
+        const char *id;
+        uint64_t since;
+        int r;
+
+        r = sd_bus_message_read(m, "st", &id, &since);
+        if (r < 0)
+                return r;
+        r = caller_get(c, m, &who, error);
+        if (r < 0)
+                return r;
+        r = daemon_audit(c->daemon, &who.who, id, since, &list, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', LB_AUDIT_ENTRY_SIG);
+        for (size_t i = 0; r >= 0 && i < list.n; i++) {
+                const struct audit_record *e = &list.records[i];
+                char *owned = NULL;
+
+                r = sd_bus_message_open_container(reply, 'r', LB_AUDIT_ENTRY_SIG_INNER);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "ts", e->time_usec, wire_string(e->host, &owned));
+                free(owned);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(reply, 'a', "{ss}");
+                for (size_t k = 0; r >= 0 && k < e->n_fields; k++) {
+                        const char *eq = strchr(e->fields[k], '=');
+                        _cleanup_(freep) char *name = strndup(e->fields[k], (size_t) (eq - e->fields[k]));
+
+                        r = name ? sd_bus_message_append(reply, "{ss}", name, wire_string(eq + 1, &owned)) : -ENOMEM;
+                        if (name)
+                                free(owned);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "b", list.truncated);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        audit_records_done(&list);
+        return r;
+}
+
 static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD("CreateRequest", "ssst", "s", method_create_request, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -441,6 +495,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionOpen", "ssssus", "s", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionClose", "ssssu", "", method_session_close, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("GetAudit", "st", "a" LB_AUDIT_ENTRY_SIG "b", method_get_audit, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

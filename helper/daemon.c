@@ -317,7 +317,7 @@ int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_
         char id[ID_LEN + 1];
         /* Operators only ever match their own requests, so a prefix does not
          * reveal that someone else's request exists. */
-        const char *only = (who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN)) ? NULL : who->name;
+        const char *only = policy_sees_all(who) ? NULL : who->name;
         int r;
 
         r = require_role(who, error);
@@ -432,7 +432,7 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
 
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
                 struct lb_request **ret, size_t *ret_n, sd_bus_error *error) {
-        const char *only = (who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN)) ? NULL : who->name;
+        const char *only = policy_sees_all(who) ? NULL : who->name;
         unsigned mask;
         int r;
 
@@ -1025,4 +1025,29 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
         session_done(&s);
         request_done(&req);
         return r;
+}
+
+int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
+                 struct audit_records *ret, sd_bus_error *error) {
+        struct audit_query q = { .since_usec = since_usec };
+        struct lb_request req = {};
+        int r;
+
+        r = require_role(who, error);
+        if (r < 0)
+                return r;
+        if (!isempty(id_or_prefix)) {
+                r = daemon_lookup(d, who, id_or_prefix, &req, error);
+                if (r < 0)
+                        return r;
+                q.request_id = req.id;
+        } else if (!policy_sees_all(who))
+                q.operator_account = who->name;
+        r = journal_query(&q, ret);
+        request_done(&req);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: cannot read the journal: %s\n", strerror(-r));
+                return fail(error, r, LB_ERROR_FAILED, "cannot read the journal: %s", strerror(-r));
+        }
+        return 0;
 }

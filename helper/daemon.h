@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "journal-query.h"
 #include "policy.h"
 #include "request.h"
 #include "store.h"
@@ -82,3 +83,9 @@ enum access_purpose {
  * it takes for operators, so for those purposes a user who is none here is refused. */
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
                   const char *tty, enum access_purpose purpose, struct access_answer *ret, sd_bus_error *error);
+
+/* The trusted audit story (`lockbox audit`): of request id_or_prefix (seen by the same rule
+ * as daemon_lookup), or with "" of every request who may see; entries at or after
+ * since_usec. *ret is filled by journal_query(). */
+int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
+                 struct audit_records *ret, sd_bus_error *error);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lockbox: the Customer Lockbox CLI for operators, managers, approvers and admins. */
 
+#include <ctype.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <systemd/sd-bus.h>
+#include <time.h>
 
 #include "client.h"
 #include "config.h"
@@ -60,7 +62,9 @@ static void help_main(void) {
                "  revoke ID [--comment TEXT]\n"
                "                           end an approved grant now\n"
                "  check USER [--json]      would USER be admitted now, and why (admins)\n"
-               "  status [--json]          whether the lockbox is on, counts by state\n\n"
+               "  status [--json]          whether the lockbox is on, counts by state\n"
+               "  audit [ID] [--since TIME] [--json]\n"
+               "                           the trusted audit story: of one request, or of all\n\n"
                "Options:\n"
                "  -c, --config PATH        configuration file (default %s)\n"
                "      --socket PATH        the helper's socket (default from the configuration)\n"
@@ -623,6 +627,199 @@ static int verb_status(struct verb_args *a) {
         return EXIT_DONE;
 }
 
+/* ---- audit ------------------------------------------------------------------------------------ */
+
+#define AUDIT_FIELDS_MAX 64
+#define USEC_PER_SEC 1000000u
+
+/* --since TIME: a UTC time as lockbox prints it (2026-11-22T06:25:34Z, fractional seconds
+ * allowed), "2026-11-22 06:25:34" or "2026-11-22" (UTC), or a duration: that long ago. */
+static int parse_since(const char *s, uint64_t *ret) {
+        static const char *const formats[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d" };
+        uint64_t d;
+
+        if (duration_parse(s, &d) == 0) {
+                uint64_t now = (uint64_t) time(NULL);
+
+                *ret = d >= now ? 1 : (now - d) * USEC_PER_SEC;
+                return 0;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {};
+                const char *end = strptime(s, formats[i], &tm);
+                uint64_t frac = 0, scale = USEC_PER_SEC;
+                time_t t;
+
+                if (!end)
+                        continue;
+                if (i == 0 && *end == '.') {
+                        for (end++; *end >= '0' && *end <= '9'; end++)
+                                if (scale > 1) {
+                                        scale /= 10;
+                                        frac += (uint64_t) (*end - '0') * scale;
+                                }
+                }
+                if (i == 0 && *end == 'Z')
+                        end++;
+                if (*end)
+                        continue;
+                t = timegm(&tm);
+                if (t < 0)
+                        return -ERANGE;
+                *ret = (uint64_t) t * USEC_PER_SEC + frac;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+struct audit_params {
+        const char *id;
+        uint64_t since;
+};
+
+static int build_audit(sd_bus_message *m, void *userdata) {
+        struct audit_params *p = userdata;
+        return sd_bus_message_append(m, "st", p->id, p->since);
+}
+
+struct wire_entry {
+        uint64_t time;
+        const char *host;
+        const char *names[AUDIT_FIELDS_MAX], *values[AUDIT_FIELDS_MAX];
+        size_t n;
+};
+
+static const char *entry_get(const struct wire_entry *e, const char *name) {
+        for (size_t i = 0; i < e->n; i++)
+                if (streq(e->names[i], name))
+                        return e->values[i];
+        return NULL;
+}
+
+/* Returns 1 with *e filled, 0 at the end of the array, -errno on a malformed reply. */
+static int read_entry(sd_bus_message *reply, struct wire_entry *e) {
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'r', LB_AUDIT_ENTRY_SIG_INNER);
+        if (r <= 0)
+                return r;
+        e->n = 0;
+        r = sd_bus_message_read(reply, "ts", &e->time, &e->host);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{ss}");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "{ss}", &e->names[e->n], &e->values[e->n])) > 0)
+                if (++e->n == AUDIT_FIELDS_MAX)
+                        return -E2BIG;
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r < 0 ? r : 1;
+}
+
+static void print_entry_json(const struct wire_entry *e) {
+        char tbuf[TIMESTAMP_BUF];
+
+        printf("{\"time\":\"%s\",\"host\":", timestamp_format((int64_t) (e->time / USEC_PER_SEC), tbuf));
+        json_write_string(stdout, e->host);
+        for (size_t i = 0; i < e->n; i++) {
+                const char *name = e->names[i];
+                char key[128];
+                size_t k = 0;
+
+                if (strncmp(name, "LOCKBOX_", 8) != 0)
+                        continue;
+                for (name += 8; *name && k < sizeof(key) - 1; name++)
+                        key[k++] = (char) tolower((unsigned char) *name);
+                key[k] = '\0';
+                fputs(",", stdout);
+                json_write_string(stdout, key);
+                fputs(":", stdout);
+                json_write_string(stdout, e->values[i]);
+        }
+        fputs("}\n", stdout);
+}
+
+/* One line: time, event, who acted (the decider on a decision, else the operator), message. */
+static void print_entry_text(const struct wire_entry *e) {
+        const char *item = entry_get(e, "LOCKBOX_ITEM");
+        const char *who = isempty(item) ? entry_get(e, "LOCKBOX_OPERATOR") : entry_get(e, "LOCKBOX_USER");
+        _cleanup_(freep) char *event = text_escape(entry_get(e, "LOCKBOX_EVENT")), *actor = text_escape(who),
+                *message = text_escape(entry_get(e, "MESSAGE"));
+        char tbuf[TIMESTAMP_BUF];
+
+        printf("%s  %-18s  %-16s  %s\n", timestamp_format((int64_t) (e->time / USEC_PER_SEC), tbuf),
+               strempty(event), isempty(who) ? "-" : strempty(actor), strempty(message));
+}
+
+static int verb_audit(struct verb_args *a) {
+        static const struct option options[] = {
+                { "since", required_argument, NULL, 's' },
+                { "json",  no_argument,       NULL, 'j' },
+                {}
+        };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct audit_params p = { .id = "" };
+        struct wire_entry e;
+        uint64_t last = 0;
+        size_t n = 0;
+        int truncated = 0, c, r;
+
+        while ((c = getopt_long(a->argc, a->argv, "", options, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        if (parse_since(optarg, &p.since) < 0)
+                                return die(EXIT_USAGE, "invalid --since: use e.g. 2026-11-22T06:25:34Z, "
+                                           "\"2026-11-22 06:25:34\", 2026-11-22, or a duration such as 1h (ago)");
+                        break;
+                case 'j':
+                        a->json = true;
+                        break;
+                default:
+                        return bad_option(a);
+                }
+        }
+        if (optind + 1 < a->argc)
+                return die(EXIT_USAGE, "audit takes at most one request ID");
+        if (optind < a->argc) {
+                p.id = a->argv[optind];
+                r = check_id_arg(p.id);
+                if (r != 0)
+                        return r;
+        }
+        r = call("GetAudit", build_audit, &p, &reply);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', LB_AUDIT_ENTRY_SIG);
+        while (r >= 0 && (r = read_entry(reply, &e)) > 0) {
+                if (a->json)
+                        print_entry_json(&e);
+                else
+                        print_entry_text(&e);
+                last = e.time;
+                n++;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "b", &truncated);
+        if (r < 0)
+                return die(EXIT_HELPER, "malformed reply from the helper");
+        if (n == 0 && !a->json)
+                printf("(no audit entries)\n");
+        if (truncated) {
+                char tbuf[TIMESTAMP_BUF];
+                uint64_t next = last + 1;
+
+                /* "…Z" with the microseconds put in, so that no entry is shown twice or skipped. */
+                timestamp_format((int64_t) (next / USEC_PER_SEC), tbuf);
+                tbuf[strlen(tbuf) - 1] = '\0';
+                fprintf(stderr, "lockbox: %zu entries shown, the most one answer holds; "
+                        "see the rest with --since %s.%06" PRIu64 "Z\n", n, tbuf, next % USEC_PER_SEC);
+        }
+        return EXIT_DONE;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 struct verb {
@@ -645,6 +842,11 @@ static const struct verb verbs[] = {
         { "revoke",  verb_revoke,  "revoke ID [--comment TEXT]\nEnd an approved grant now." },
         { "check",   verb_check,   "check USER [--json]\nWould USER be admitted now, and why (admins)." },
         { "status",  verb_status,  "status [--json]\nWhether the lockbox is enabled, its tenant, counts by state." },
+        { "audit",   verb_audit,   "audit [ID] [--since TIME] [--json]\n"
+                                   "The audit story of request ID, or of every request you may see: only\n"
+                                   "entries the journal attributes to lockboxd itself, oldest first.\n"
+                                   "TIME: 2026-11-22T06:25:34Z, \"2026-11-22 06:25:34\", 2026-11-22 (UTC), or a\n"
+                                   "duration such as 1h (that long ago). --json: one object per line." },
 };
 
 static const struct verb *verb_find(const char *name) {

@@ -141,8 +141,12 @@ int policy_may_request(const struct lb_config *c, const struct lb_caller *who, c
         return 0;
 }
 
+bool policy_sees_all(const struct lb_caller *who) {
+        return who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN);
+}
+
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r) {
-        if (who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN))
+        if (policy_sees_all(who))
                 return true;
         return (who->roles & ROLE_OPERATOR) && is_requester(who, r);
 }

@@ -44,6 +44,8 @@ int policy_may_request(const struct lb_config *c, const struct lb_caller *who, c
 
 /* May who see r? Operators see their own, managers, approvers, admins all. */
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r);
+/* Does who see every request (and its audit story), not only their own? */
+bool policy_sees_all(const struct lb_caller *who);
 
 /* The state time moves r to at now: LB_STATE_EXPIRED for a pending request
  * older than request_timeout, LB_STATE_ENDED for a grant past expires_at;

@@ -14,6 +14,9 @@
  *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)
  *       -> (s request_id)                                           uid 0 only, audited
  *   SessionClose(s user, s service, s rhost, s tty, u pid)          uid 0 only, audited
+ *   GetAudit(s id_or_prefix, t since_usec) -> (a AUDIT_ENTRY, b truncated)
+ *       the trusted audit story: of one request ("" for every one the caller may see),
+ *       oldest first; truncated: a limit was reached, more entries follow the last one
  */
 #pragma once
 
@@ -32,3 +35,9 @@
 #define LB_ERROR_FAILED           "org.lockbox.Error.Failed"           /* 4 */
 
 #define LB_LIST_LIMIT 10000
+
+/* AUDIT_ENTRY: time (µs since the epoch, UTC), host, the entry's fields by journal name
+ * (LOCKBOX_EVENT, …, and MESSAGE) */
+#define LB_AUDIT_ENTRY_SIG "(tsa{ss})"
+#define LB_AUDIT_ENTRY_SIG_INNER "tsa{ss}"
+

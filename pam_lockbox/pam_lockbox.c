@@ -67,7 +67,7 @@ static bool is_root(const char *user) {
  * for an operator whose checks may go on; otherwise *verdict is what to return: a
  * refusal, PAM_USER_UNKNOWN, or PAM_IGNORE for users in no role. Never PAM_SUCCESS. */
 static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct module_args *args,
-                    struct lb_config **ret_config, const char **ret_user, int *verdict) {
+                    struct lb_config **ret_config, const char **ret_user, char **ret_shown, int *verdict) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
         _cleanup_(freep) char *shown_user = NULL;
         char err[CONFIG_ERROR_MAX];
@@ -135,6 +135,11 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
                 return false;
         }
 
+        *ret_shown = strdup(shown);
+        if (!*ret_shown) {
+                pam_syslog(handle, LOG_ERR, "refusing operator %s: out of memory", shown);
+                return false;
+        }
         *ret_config = c;
         c = NULL;
         *ret_user = user;
@@ -142,8 +147,9 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
 }
 
 /* Calls member on lockboxd under the configured timeout. On failure logs the cause and
- * returns a negative errno; a D-Bus error's message is logged. */
-static int helper_call(pam_handle_t *handle, const struct lb_config *c, const char *user, const char *member,
+ * returns a negative errno; a D-Bus error's message is logged. shown is the user name
+ * as it may be logged (escaped). */
+static int helper_call(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *member,
                        int (*build)(sd_bus_message *m, void *userdata), void *userdata,
                        sd_bus_message **reply) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -161,10 +167,10 @@ static int helper_call(pam_handle_t *handle, const struct lb_config *c, const ch
                 r = client_call(bus, m, c->pam_timeout * 1000000u, &error, reply);
         if (r == -EBADR) {
                 _cleanup_(freep) char *text = text_escape(error.message ?: error.name);
-                pam_syslog(handle, LOG_ERR, "lockboxd refused %s for %s: %s", member, user, strempty(text));
+                pam_syslog(handle, LOG_ERR, "lockboxd refused %s for %s: %s", member, shown, strempty(text));
         } else if (r < 0) {
                 errno = -r;
-                pam_syslog(handle, LOG_ERR, "cannot ask lockboxd (%s) about %s: %m", c->socket, user);
+                pam_syslog(handle, LOG_ERR, "cannot ask lockboxd (%s) about %s: %m", c->socket, shown);
         }
         return r;
 }
@@ -181,6 +187,7 @@ static int build_access(sd_bus_message *m, void *userdata) {
 _public_ int pam_sm_acct_mgmt(pam_handle_t *handle, int flags, int argc, const char **argv) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(freep) char *shown = NULL;
         struct module_args args;
         struct access_params p = {};
         const char *reason = NULL, *request_id = NULL;
@@ -188,13 +195,13 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *handle, int flags, int argc, const c
         int admitted = 0, verdict = PAM_PERM_DENIED, r;
 
         (void) flags;
-        if (!prepare(handle, argc, argv, &args, &c, &p.user, &verdict))
+        if (!prepare(handle, argc, argv, &args, &c, &p.user, &shown, &verdict))
                 return verdict;
 
         p.service = pam_item_string(handle, PAM_SERVICE);
         p.rhost = pam_item_string(handle, PAM_RHOST);
         p.tty = pam_item_string(handle, PAM_TTY);
-        r = helper_call(handle, c, p.user, "AccessCheck", build_access, &p, &reply);
+        r = helper_call(handle, c, shown, "AccessCheck", build_access, &p, &reply);
         if (r < 0) {
                 (void) pam_error(handle, "lockbox: access refused: the lockbox helper could not confirm a grant");
                 return PAM_PERM_DENIED;
@@ -202,17 +209,17 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *handle, int flags, int argc, const c
         r = sd_bus_message_read(reply, "bssx", &admitted, &reason, &request_id, &expires_at);
         if (r < 0)
                 return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd",
-                                  p.user);
+                                  shown);
         if (admitted != 1) {
                 _cleanup_(freep) char *why = text_escape(reason);
 
-                pam_syslog(handle, LOG_NOTICE, "refusing operator %s: %s", p.user, strempty(why));
+                pam_syslog(handle, LOG_NOTICE, "refusing operator %s: %s", shown, strempty(why));
                 (void) pam_error(handle, "lockbox: access refused (%s); file a request with: "
                                  "lockbox request --ticket SR --reason TEXT", strempty(why));
                 return PAM_PERM_DENIED;
         }
         if (args.debug)
-                pam_syslog(handle, LOG_DEBUG, "admitting operator %s under request %s", p.user, request_id);
+                pam_syslog(handle, LOG_DEBUG, "admitting operator %s under request %s", shown, request_id);
         return PAM_SUCCESS;
 }
 
@@ -235,12 +242,12 @@ static int build_session(sd_bus_message *m, void *userdata) {
 static int session_hook(pam_handle_t *handle, int argc, const char **argv, bool open) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(freep) char *logind_session = NULL;
+        _cleanup_(freep) char *logind_session = NULL, *shown = NULL;
         struct module_args args;
         struct session_params p = { .open = open };
         int verdict = PAM_SESSION_ERR, r;
 
-        if (!prepare(handle, argc, argv, &args, &c, &p.a.user, &verdict))
+        if (!prepare(handle, argc, argv, &args, &c, &p.a.user, &shown, &verdict))
                 return verdict == PAM_IGNORE ? PAM_IGNORE : PAM_SESSION_ERR;
 
         p.a.service = pam_item_string(handle, PAM_SERVICE);
@@ -251,7 +258,7 @@ static int session_hook(pam_handle_t *handle, int argc, const char **argv, bool 
                 logind_session = NULL;
         p.logind_session = strempty(logind_session);
 
-        r = helper_call(handle, c, p.a.user, open ? "SessionOpen" : "SessionClose", build_session, &p, &reply);
+        r = helper_call(handle, c, shown, open ? "SessionOpen" : "SessionClose", build_session, &p, &reply);
         if (r < 0) {
                 if (open)
                         (void) pam_error(handle, "lockbox: session refused: no active grant could be confirmed");

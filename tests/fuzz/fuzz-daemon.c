@@ -2,7 +2,11 @@
 /* libFuzzer target: the daemon's handling of every method's arguments. Each input is a
  * short program of calls into the operations behind the bus methods (create, lookup,
  * approve/deny/cancel/revoke, list, access, session open/close) with fuzzed strings,
- * roles and numbers, run against a real store. The store must stay consistent. */
+ * roles and numbers, run against a real store. After every step and every input the
+ * store is checked through its own API (check_* below): an approved request has an
+ * expires_at; a decision that failed (an audit entry that could not be written among the
+ * causes: the sink fails every 7th) left its row as it was, one that succeeded changed it
+ * and was audited; the counts by state add up to the requests created. */
 
 #include <errno.h>
 #include <stdint.h>
@@ -17,6 +21,8 @@
 
 #include "../../helper/audit.h"
 #include "../../helper/daemon.h"
+#include "../../helper/policy.h"
+#include "../../helper/protocol.h"
 #include "../../helper/roles.h"
 #include "../../helper/util.h"
 
@@ -32,7 +38,8 @@ const char *__lsan_default_suppressions(void) {
 static struct daemon *fuzzed_daemon;
 static char created[16][ID_LEN + 1];
 static unsigned n_created;
-static unsigned audit_calls;
+static unsigned audit_calls, audit_written;
+static uint64_t n_stored;       /* requests created so far; nothing deletes one */
 static pid_t victim;
 
 /* Sessions are only ever registered for a child of ours, so ending them (when a
@@ -56,7 +63,10 @@ static uint32_t session_pid(uint32_t choice) {
 static int audit_counting_sink(const struct iovec *iov, int n) {
         (void) iov;
         (void) n;
-        return ++audit_calls % 7 == 0 ? -EAGAIN : 0;
+        if (++audit_calls % 7 == 0)
+                return -EAGAIN;
+        audit_written++;
+        return 0;
 }
 
 static void kill_victim(void) {
@@ -126,6 +136,91 @@ static void string(struct reader *r, char *buf, size_t size) {
         }
 }
 
+#define CHECK(cond, ...)                                                                  \
+        do {                                                                              \
+                if (!(cond)) {                                                            \
+                        fprintf(stderr, "fuzz-daemon: invariant broken: " __VA_ARGS__);  \
+                        fputc('\n', stderr);                                              \
+                        abort();                                                          \
+                }                                                                         \
+        } while (0)
+
+static bool same_request(const struct lb_request *a, const struct lb_request *b) {
+        return a->state == b->state && a->decided_at == b->decided_at && a->expires_at == b->expires_at &&
+               streq_ptr(a->manager, b->manager) && streq_ptr(a->approver, b->approver) &&
+               streq_ptr(a->comment, b->comment);
+}
+
+static void check_approved(const struct lb_request *r) {
+        if (r->state != LB_STATE_APPROVED)
+                return;
+        CHECK(r->expires_at > 0 && r->decided_at > 0 && r->expires_at == r->decided_at + (int64_t) r->duration,
+              "approved request %s: expires_at %lld, decided_at %lld, duration %llu", r->id,
+              (long long) r->expires_at, (long long) r->decided_at, (unsigned long long) r->duration);
+        CHECK(!isempty(r->approver), "approved request %s has no approver", r->id);
+}
+
+/* A decision on id_or_prefix, with the row as it was before and after. */
+static void fuzz_decide(const struct lb_caller *who, const char *ip, enum lb_action action, const char *id_or_prefix,
+                        const char *comment, sd_bus_error *error) {
+        struct store *store = fuzzed_daemon->store;
+        struct lb_request before = {}, after = {}, req = {};
+        char target[ID_LEN + 1];
+        unsigned written;
+        bool known;
+        int r;
+
+        /* Time-driven transitions first, so that only the decision can change the row below. */
+        (void) daemon_settle(fuzzed_daemon);
+        known = store_resolve_prefix(store, id_or_prefix, NULL, target) >= 0 && store_get(store, target, &before) >= 0;
+        written = audit_written;
+        r = daemon_decide(fuzzed_daemon, who, ip, action, id_or_prefix, comment, &req, error);
+        CHECK(r < 0 || (known && streq(req.id, target)) || !known, "decision on %s changed another request", target);
+        if (known) {
+                CHECK(store_get(store, target, &after) >= 0, "request %s vanished", target);
+                if (r < 0)
+                        /* Refused, or its audit entry could not be written: no change, except
+                         * what time did meanwhile (a second may have passed since the settle). */
+                        CHECK(same_request(&before, &after) ||
+                              ((after.state == LB_STATE_EXPIRED || after.state == LB_STATE_ENDED) &&
+                               policy_due(fuzzed_daemon->config, &before, daemon_now()) == (int) after.state),
+                              "failed %s of %s changed it: %s -> %s", action_to_string(action), target,
+                              state_to_string(before.state), state_to_string(after.state));
+                else {
+                        CHECK(!same_request(&before, &after) && same_request(&req, &after),
+                              "%s of %s succeeded but the stored row is not what it returned",
+                              action_to_string(action), target);
+                        CHECK(audit_written > written, "%s of %s succeeded unaudited", action_to_string(action), target);
+                }
+                check_approved(&after);
+        }
+        if (r >= 0)
+                check_approved(&req);
+        request_done(&before);
+        request_done(&after);
+        request_done(&req);
+}
+
+/* After every input: the counts by state add up, and every approved request is whole. */
+static void check_store(void) {
+        uint64_t counts[_LB_STATE_MAX] = {}, total = 0;
+        struct lb_request *list = NULL;
+        size_t n = 0;
+
+        CHECK(store_count_by_state(fuzzed_daemon->store, counts) >= 0, "cannot count");
+        for (int s = 0; s < _LB_STATE_MAX; s++)
+                total += counts[s];
+        CHECK(total == n_stored, "%llu requests stored, %llu created", (unsigned long long) total,
+              (unsigned long long) n_stored);
+        CHECK(store_list(fuzzed_daemon->store, NULL, STATE_BIT(LB_STATE_APPROVED), LB_LIST_LIMIT, &list, &n) >= 0,
+              "cannot list");
+        CHECK(n == counts[LB_STATE_APPROVED] || n == LB_LIST_LIMIT, "%zu approved listed, %llu counted", n,
+              (unsigned long long) counts[LB_STATE_APPROVED]);
+        for (size_t i = 0; i < n; i++)
+                check_approved(&list[i]);
+        request_array_free(list, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char *const names[] = { "lbt-op1", "lbt-op2", "lbt-mgr", "lbt-appr", "root", "nobody" };
         struct reader r = { data, size };
@@ -156,6 +251,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 switch (op % 9) {
                 case 0:
                         if (daemon_create_request(fuzzed_daemon, &who, c, a, b, e, duration, &req, &error) >= 0) {
+                                struct lb_request stored = {};
+
+                                CHECK(store_get(fuzzed_daemon->store, req.id, &stored) >= 0 &&
+                                      (stored.state == LB_STATE_PENDING_MANAGER || stored.state == LB_STATE_PENDING) &&
+                                      streq_ptr(stored.requester, who.name),
+                                      "created request %s is not stored as filed", req.id);
+                                request_done(&stored);
+                                n_stored++;
                                 memcpy(created[n_created++ % 16], req.id, ID_LEN + 1);
                                 request_done(&req);
                         }
@@ -165,8 +268,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 request_done(&req);
                         break;
                 case 2: case 3: case 4: case 5:
-                        if (daemon_decide(fuzzed_daemon, &who, c, (enum lb_action) (op % 9 - 2), a, b, &req, &error) >= 0)
-                                request_done(&req);
+                        fuzz_decide(&who, c, (enum lb_action) (op % 9 - 2), a, b, &error);
                         break;
                 case 6:
                         if (daemon_list(fuzzed_daemon, &who, a, &list, &n, &error) >= 0)
@@ -185,9 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                             &error);
                         break;
                 }
-                /* Every failure must carry a named error for the caller. */
-                if (sd_bus_error_is_set(&error) && !error.name)
-                        abort();
         }
+        check_store();
         return 0;
 }

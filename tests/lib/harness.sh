@@ -629,3 +629,23 @@ lb_services_world() {
         done
         install -o daemon -g daemon -m 0600 /dev/null /var/spool/cron/atjobs/.SEQ
 }
+
+# ---- helpers for the audit tests (added) ---------------------------------------------------------
+
+# lb_forge_entry USER FIELD=VALUE...: USER (any local account, or root) sends journald an entry
+# of its own making over the native socket, the way a forger would (values without newlines).
+lb_forge_entry() {
+        local user=$1; shift
+        as "$user" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(("\n".join(sys.argv[1:]) + "\n").encode(), "/run/systemd/journal/socket")' "$@"
+}
+
+# lb_audit USER ARGS...: "lockbox audit ARGS" as USER after a journal sync (lockboxd's entries
+# are in the journal once journald has read them); sets OUT, ERR, RC like run.
+lb_audit() {
+        local user=$1; shift
+        journalctl --sync 2>/dev/null
+        run "$user" audit "$@"
+}

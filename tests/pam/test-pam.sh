@@ -248,6 +248,19 @@ is "$ACCT" PAM_USER_UNKNOWN "a user unknown to NSS: PAM_USER_UNKNOWN"
 pam lb $'lbt-op1\nForged: line\e[2J'
 is "$ACCT" PAM_USER_UNKNOWN "a user name with a newline and an escape sequence: PAM_USER_UNKNOWN"
 is "$LOG" 'unknown user lbt-op1\nForged: line\x1b[2J' "… and it is logged escaped, on one line"
+# An operator whose name holds an escape sequence (the passwd file takes anything but ':' and
+# newline): what the module logs about them after asking lockboxd is escaped too.
+ESCOP=$'lbt-op\e[2J'
+if useradd -M -d "$LB_TMP/home/lbt-escop" -s /bin/sh lbt-escop &&
+   sed -i "s/^lbt-escop:/$ESCOP:/" /etc/passwd /etc/shadow &&
+   sed -i "s/^\(lockbox-operators:[^:]*:[^:]*:.*\)$/\1,$ESCOP/" /etc/group; then
+        pam lb "$ESCOP"
+        is "$ACCT" PAM_PERM_DENIED "an operator named with an escape sequence, no grant: PAM_PERM_DENIED"
+        is "$([[ "$LOG" == *$'\e'* ]] && echo raw || echo escaped):$(grep -q 'lbt-op\\x1b\[2J' <<<"$LOG" && echo shown)" "escaped:shown" \
+           "… and the refusal after asking lockboxd logs the name escaped, never raw"
+else
+        ok 1 "cannot create the operator with an escape sequence in its name"
+fi
 pam lb ""
 is "$ACCT" PAM_PERM_DENIED "an empty user name: PAM_PERM_DENIED"
 
