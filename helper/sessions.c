@@ -777,9 +777,24 @@ void sessions_stop(struct daemon *d) {
         session_array_free(sessions, n);
 }
 
+/* Forgets the registered sessions whose cgroup the kernel reports empty. */
+static void forget_empty(struct sessions *m) {
+        struct lb_session *sessions = NULL;
+        size_t n = 0;
+
+        if (!m->daemon->store || store_sessions_list(m->daemon->store, NULL, &sessions, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (!terminating(m, sessions[i].id) && session_empty(m, &sessions[i]) > 0)
+                        session_forget(m, &sessions[i]);
+        session_array_free(sessions, n);
+}
+
 void sessions_free(struct sessions *m) {
         if (!m)
                 return;
+        /* No cgroup of ours outlives lockboxd empty. */
+        forget_empty(m);
         while (m->terminations) {
                 (void) session_kill(m, &m->terminations->session);
                 termination_free(m->terminations);

@@ -8,10 +8,16 @@
 #   grant runs out (x5) -> ssh client gone and no process of the operator left, timed from
 #   expires_at · revoke (x5), timed from the revoke returning · processes the operator left
 #   behind (setsid nohup, double fork), in a session still open and after logging out · a
-#   process that keeps changing its pid (fork, parent exits) · session-terminated audit entries · a grant that ran out while lockboxd was stopped ends its
+#   process that keeps changing its pid (fork, parent exits) · session-terminated audit entries · a grant that ran out while lockboxd was down (SIGKILL) ends its
 #   session when lockboxd starts · enabling the lockbox ends sessions admitted without a grant ·
 #   processes of other users (root, a no-role user over ssh, another operator under a grant of
-#   their own) are never touched.
+#   their own) are never touched · lockboxd holds each session in a cgroup of its own (no
+#   logind here), which the kernel reports empty within the limit and lockboxd removes · a
+#   thread-group leader that exited alone (tests/e2e/lone-leader.c) · a PAM stack without
+#   pam_loginuid · a session that closes while it is being ended, with sweeps meanwhile, is
+#   ended and audited once · six sessions ending while another operator's AccessCheck answers
+#   within pam_timeout · stopping lockboxd (SIGTERM) ends every operator session, audited
+#   "lockboxd stopped" · without a cgroup2 hierarchy an operator session is refused, audited.
 #
 # The figures (ms from expires_at / from the revoke returning) are printed as "# " lines.
 
@@ -520,29 +526,55 @@ se_pam_stack
 pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
 wait_no_user_procs lbt-op1 5
 
-# ---- a termination and sweeps meanwhile: ended and audited once ----------------------------------------
+# ---- a session that closes while it is being ended: ended and audited once ---------------------------
 
-# While a session is being ended, more sweeps come (SIGHUP runs one; so does any other grant
-# ending); the session is ended and audited exactly once.
+# The PAM close of a session can arrive while lockboxd is ending it, and sweeps come on
+# meanwhile (SIGHUP runs one; so does any other grant ending). Driven over the bus as the
+# module would: a root process with an audit session of its own (as pam_loginuid gives),
+# deaf to SIGHUP, with a child, opens a session; the grant is revoked, the session closes at
+# once, then sweeps. It is ended and audited exactly once.
+lb_have_bus_tool || bail "$LB_BUS_WHY_NOT"
 grant lbt-op1 1h
 ok $? "once: a 1 h grant is approved"
 ON_ID=$ID
-open_session lbt-op1 once "$LEFTOVERS"'echo started; exec sleep 100'
-ok $? "once: the session runs, with two leftovers"
-lb_wait_for 5 leftovers_are 2
+bash -c 'echo '"$(id -u lbt-op1)"' >/proc/self/loginuid; trap "" HUP; sleep 0.5; sleep 1002 & exec sleep 1003' \
+        </dev/null >/dev/null 2>&1 &
+ON_PID=$!
+SE_PIDS+=("$ON_PID")
+own_audit_session() {
+        [ "$(cat "/proc/$ON_PID/sessionid" 2>/dev/null)" != "$(cat /proc/self/sessionid)" ]
+}
+lb_wait_for 2 own_audit_session
+ok $? "once: precondition: pid $ON_PID has an audit session of its own"
+lb_bus root SessionOpen string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON_PID string:
+is "$BUS_RC" 0 "once: SessionOpen for pid $ON_PID is answered ($BUS_ERR)"
+# A later registration, so the first is not the newest row (whose id SQLite would hand out
+# again to a row inserted after it was deleted).
+sleep 1004 </dev/null >/dev/null 2>&1 &
+ON2_PID=$!
+SE_PIDS+=("$ON2_PID")
+lb_bus root SessionOpen string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON2_PID string:
+is "$BUS_RC" 0 "once: a second SessionOpen (pid $ON2_PID) is answered ($BUS_ERR)"
+sleep 0.7
 run lbt-appr revoke "$ON_ID"
 is "$RC" 0 "once: revoked"
+lb_bus root SessionClose string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON_PID
+is "$BUS_RC" 0 "once: SessionClose right after the revoke is answered ($BUS_ERR)"
 for i in $(seq 10); do
         kill -HUP "$LB_DAEMON_PID"
         sleep 0.1
 done
-wait_no_user_procs lbt-op1 5
+on_gone() {
+        ! kill -0 "$ON_PID" 2>/dev/null && [ -z "$(pgrep -f '^sleep 100[23]$')" ]
+}
+lb_wait_for 5 on_gone
 ok $? "once: nothing of the session is left"
 sleep 0.5
-is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ON_ID" | grep -c .)" 1 \
-        "once: exactly one session-terminated entry, with ten sweeps during the termination"
-pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
-wait_no_user_procs lbt-op1 5
+is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ON_ID" LOCKBOX_SESSION_PID="$ON_PID" | grep -c .)" 1 \
+        "once: exactly one session-terminated entry, with a close and ten sweeps during the termination"
+is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ON_ID" LOCKBOX_SESSION_PID="$ON2_PID" | grep -c .)" 1 \
+        "once: and one for the other session"
+kill -KILL "$ON_PID" "$ON2_PID" 2>/dev/null
 
 # ---- several sessions end at once while another operator logs in ---------------------------------------
 
