@@ -23,6 +23,7 @@
  * into) the session is refused at open. The operator cannot leave the cgroup: moving a
  * process needs write access to root-owned cgroup.procs files. */
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -253,6 +254,33 @@ static int find_cgroup2(char **ret) {
         return -ENOENT;
 }
 
+/* Removes the empty session cgroups under our subtree that a lockboxd that was killed left
+ * behind (the kernel refuses to remove one that holds anything). One made in the last
+ * seconds may be on its way to receiving a session (another lockboxd: tests), so it stays. */
+static void remove_leftovers(struct sessions *m) {
+        _cleanup_(closep) int fd = openat(m->root_fd, m->base + 1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        time_t before = time(NULL) - 10;
+        struct dirent *de;
+        DIR *dir;
+
+        if (fd < 0)
+                return;
+        dir = fdopendir(fd);
+        if (!dir)
+                return;
+        fd = -1;
+        while ((de = readdir(dir))) {
+                struct stat st;
+
+                if (strncmp(de->d_name, "session-", 8) != 0 ||
+                    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+                    st.st_mtime > before)
+                        continue;
+                (void) unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR);
+        }
+        closedir(dir);
+}
+
 int sessions_new(struct daemon *d, struct sessions **ret) {
         _cleanup_(freep) char *own = NULL;
         struct sessions *m;
@@ -287,6 +315,7 @@ int sessions_new(struct daemon *d, struct sessions **ret) {
                 r = -ENOMEM;
                 goto fail;
         }
+        remove_leftovers(m);
 done:
         if (m->unusable)
                 fprintf(stderr, "lockboxd: operator sessions can be held only by logind: %s\n", m->unusable);
