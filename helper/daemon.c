@@ -3,6 +3,7 @@
  * the bus methods perform, each audited before it is committed. */
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -821,6 +822,8 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->sweep_timer, SD_EVENT_ON);
         if (r >= 0)
+                r = sessions_new(d, &d->sessions);
+        if (r >= 0)
                 r = bus_listen(d);
         if (r < 0)
                 goto fail;
@@ -836,7 +839,7 @@ void daemon_free(struct daemon *d) {
                 return;
         bus_shutdown(d);
         notify_shutdown(d);
-        sessions_shutdown(d);
+        sessions_free(d->sessions);
         sd_event_source_unref(d->deadline_timer);
         sd_event_source_unref(d->sweep_timer);
         sd_event_source_unref(d->listen_source);
@@ -862,18 +865,57 @@ int daemon_run(struct daemon *d) {
         (void) sessions_enforce(d);
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving tenant %s on %s", d->config->tenant, d->socket_path);
         r = sd_event_loop(d->event);
+        /* No enforcer, no access: what lockboxd holds does not outlive it. */
+        sessions_stop(d);
         return r;
 }
 
 /* ---- operator sessions ---------------------------------------------------------------------- */
 
+static int user_uid(const char *user, uid_t *ret) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+        int r;
+
+        r = getpwnam_r(user, &pw, buf, sizeof(buf), &result);
+        if (r != 0)
+                return -r;
+        if (!result)
+                return -ENOENT;
+        *ret = pw.pw_uid;
+        return 0;
+}
+
+/* An operator session that may not open, audited as access-denied with the reason. */
+static int refuse_session(struct daemon *d, const char *user, const char *rhost, const char *why,
+                          sd_bus_error *error) {
+        _cleanup_(freep) char *message = NULL;
+
+        if (asprintf(&message, "Operator %s: session refused: %s", user, why) < 0)
+                message = NULL;
+        (void) audit_write(&(struct audit_entry) {
+                .event = "access-denied",
+                .priority = LOG_WARNING,
+                .activity = "AccessDenied",
+                .user = d->config->operator_display_name,
+                .operator_account = user,
+                .ip = rhost,
+                .tenant = d->config->tenant,
+                .message = message ?: "Operator session refused",
+        });
+        return fail(error, -EPERM, LB_ERROR_REFUSED, "%s", why);
+}
+
 int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
                         const char *tty, uint32_t pid, const char *logind_session,
                         char ret_request_id[static ID_LEN + 1], sd_bus_error *error) {
-        _cleanup_(freep) char *message = NULL;
+        _cleanup_(freep) char *message = NULL, *previous_cgroup = NULL;
         struct access_answer a = {};
         struct lb_session s = {};
+        const char *why = NULL;
         char session_ref[32];
+        bool held = false;
+        uid_t uid = 0;
         int r;
 
         r = validate_text(error, "logind session", logind_session, 64, true);
@@ -884,21 +926,8 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         r = daemon_access(d, user, service, rhost, tty, ACCESS_SESSION, &a, error);
         if (r < 0)
                 return r;
-        if (!a.admitted) {
-                if (asprintf(&message, "Operator %s: session refused: %s", user, a.reason) < 0)
-                        message = NULL;
-                (void) audit_write(&(struct audit_entry) {
-                        .event = "access-denied",
-                        .priority = LOG_WARNING,
-                        .activity = "AccessDenied",
-                        .user = d->config->operator_display_name,
-                        .operator_account = user,
-                        .ip = rhost,
-                        .tenant = d->config->tenant,
-                        .message = message ?: "Operator session refused",
-                });
-                return fail(error, -EPERM, LB_ERROR_REFUSED, "%s", a.reason);
-        }
+        if (!a.admitted)
+                return refuse_session(d, user, rhost, a.reason, error);
         s = (struct lb_session) { .pid = pid, .opened_at = daemon_now() };
         r = session_identify((pid_t) pid, &s.audit_session, &s.start_time);
         if (r < 0) {
@@ -910,11 +939,23 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         s.service = strdup(service);
         s.tty = strdup(tty);
         s.rhost = strdup(rhost);
-        s.logind_session = strdup(logind_session);
-        if (!s.user || !s.service || !s.tty || !s.rhost || !s.logind_session) {
+        if (!s.user || !s.service || !s.tty || !s.rhost) {
                 r = fail(error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
                 goto out;
         }
+        /* Held before the answer, so everything the session starts is born inside. The
+         * logind session the module names is not taken on its word: session_hold() asks
+         * logind about the pid itself. */
+        r = user_uid(user, &uid);
+        if (r >= 0)
+                r = session_hold(d->sessions, &s, uid, &previous_cgroup, &why);
+        else
+                why = "the operator's account cannot be looked up";
+        if (r < 0) {
+                r = refuse_session(d, user, rhost, why, error);
+                goto out;
+        }
+        held = true;
 
         r = store_begin(d->store);
         if (r >= 0)
@@ -951,6 +992,8 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         strcpy(ret_request_id, a.grant.id);
         r = 0;
 out:
+        if (r < 0 && held)
+                session_unhold(d->sessions, &s, previous_cgroup);
         session_done(&s);
         request_done(&a.grant);
         return r;
@@ -970,34 +1013,15 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
             (r = validate_text(error, "rhost", rhost, 256, true)) < 0 ||
             (r = validate_text(error, "tty", tty, 64, true)) < 0)
                 return r;
-        r = store_begin(d->store);
-        if (r < 0)
+        /* The registration stays: logging out must not take what the session left behind
+         * out of the grant's reach. It is forgotten when the kernel says its cgroup is
+         * empty (sessions_enforce), under the same id a termination may be keyed by. */
+        r = store_session_find(d->store, user, pid, &s);
+        if (r < 0 && r != -ENOENT)
                 return fail_store(error, r, "closing the session");
-        r = store_session_take(d->store, user, pid, &s);
-        if (r < 0 && r != -ENOENT) {
-                (void) store_rollback(d->store);
-                return fail_store(error, r, "closing the session");
-        }
         found = r >= 0;
         if (found && s.request_id[0])
                 (void) store_get(d->store, s.request_id, &req);
-        /* Logging out must not take processes left behind out of the grant's reach. */
-        if (found && session_lingers(&s)) {
-                r = store_session_add(d->store, &s);
-                if (r < 0) {
-                        (void) store_rollback(d->store);
-                        session_done(&s);
-                        request_done(&req);
-                        return fail_store(error, r, "keeping the session's remaining processes registered");
-                }
-        }
-        r = store_commit(d->store);
-        if (r < 0) {
-                (void) store_rollback(d->store);
-                session_done(&s);
-                request_done(&req);
-                return fail_store(error, r, "closing the session");
-        }
 
         /* The session has ended whatever happens to its audit entry; a failure is reported. */
         snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);

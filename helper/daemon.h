@@ -27,6 +27,7 @@ struct daemon {
         struct connection *connections; /* bus.c's list of client connections */
         unsigned n_connections;
         struct child *children;         /* notify.c's running notifiers */
+        struct sessions *sessions;      /* sessions.c's holder of live operator sessions */
 };
 
 int daemon_new(const char *config_path, const char *socket_override, const char *database_override,

@@ -1,28 +1,75 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Ending operator sessions when their grant ends: logind where it runs, and always the
- * whole process set of the session, found through the kernel's audit session id and the
- * process tree below the PAM caller. */
+/* Holding and ending operator sessions through the kernel: every session is held by a
+ * cgroup on the cgroup2 hierarchy from the moment it opens, and ended by killing that
+ * cgroup as a whole (cgroup.kill, Linux >= 5.14), which reaches every thread of every
+ * process in it, whatever it did to its process tree (setsid, double forks, a thread-group
+ * leader that exited alone, a process that keeps changing its pid), and stops new forks
+ * racing the kill. A session is forgotten only once the kernel says its cgroup is empty.
+ *
+ * Which cgroup:
+ *  - logind's session scope, where pam_systemd ran before us and put the PAM caller in a
+ *    session of the operator's own: the scope already holds the whole session, and moving
+ *    the caller out of it would break logind's tracking (the scope would empty and stop).
+ *    logind is told too (TerminateSession, then KillSession all SIGKILL), asynchronously on
+ *    one long-lived system bus; the kill itself does not depend on that bus.
+ *  - otherwise a cgroup of lockboxd's own, <lockboxd's cgroup>/lockbox/session-<uuid>, into
+ *    which the PAM caller is moved before SessionOpen is answered, so every later child is
+ *    born inside. (Under systemd the unit has Delegate=yes, so this subtree is lockboxd's.)
+ *    A logind session of another user (su from root's login) is not the operator's to end:
+ *    then the caller moves into a cgroup of ours, out of that scope.
+ * pam_lockbox must therefore come after pam_systemd in the session stack: a module after
+ * it that moved the caller elsewhere would take the session out of our cgroup.
+ * With neither (no cgroup2 hierarchy, no cgroup.kill, a cgroup we cannot make or move
+ * into) the session is refused at open. The operator cannot leave the cgroup: moving a
+ * process needs write access to root-owned cgroup.procs files. */
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-login.h>
 
 #include "audit.h"
 #include "daemon.h"
+#include "id.h"
 #include "sessions.h"
 #include "util.h"
 
-#define GRACE_USEC (300 * 1000)
-#define POLL_USEC (20 * 1000)
-#define KILL_ROUNDS 25
-#define LOGIND_TIMEOUT_USEC (500 * 1000)
+#define POLL_FAST_USEC (10 * 1000)              /* until the cgroup is empty, at first */
+#define POLL_SLOW_USEC (250 * 1000)             /* after FAST_FOR_USEC: something sits in D state */
+#define FAST_FOR_USEC (2 * 1000 * 1000)
+#define STOP_WAIT_USEC (1000 * 1000)            /* at SIGTERM, for the cgroups to empty */
+#define CGROUP_PATH_MAX 1024
 
-static int read_small_file(const char *path, char *buf, size_t size) {
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+/* A session being ended: its cgroup was killed; polled from a timer until it is empty. */
+struct termination {
+        struct sessions *owner;
+        struct lb_session session;
+        sd_event_source *timer;
+        uint64_t started;
+        bool reported;
+        struct termination *next;
+};
+
+struct sessions {
+        struct daemon *daemon;
+        char *root;                     /* the cgroup2 mount point, NULL if none */
+        int root_fd;                    /* O_PATH of root */
+        char *base;                     /* our subtree, a path under root ("/lockbox") */
+        const char *unusable;           /* why sessions cannot be held (static), or NULL */
+        sd_bus *bus;                    /* the system bus, for logind; opened on first need */
+        struct termination *terminations;
+};
+
+/* ---- small file I/O under the cgroup2 root ------------------------------------------------------ */
+
+static int read_small_file_at(int dirfd, const char *path, char *buf, size_t size) {
+        _cleanup_(closep) int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         ssize_t n;
 
         if (fd < 0)
@@ -31,11 +78,306 @@ static int read_small_file(const char *path, char *buf, size_t size) {
         if (n < 0)
                 return -errno;
         buf[n] = '\0';
+        return (int) n;
+}
+
+static int write_file_at(int dirfd, const char *path, const char *text) {
+        _cleanup_(closep) int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        size_t len = strlen(text);
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, text, len) != (ssize_t) len)
+                return errno ? -errno : -EIO;
         return 0;
 }
 
-/* From /proc/PID/stat: parent, state and start time. The command name may hold any
- * byte, so parse after the last ')'. */
+/* A cgroup path as we store it: absolute under the root, no "." or ".." parts, no "//". */
+static bool cgroup_path_valid(const char *cg) {
+        if (!cg || cg[0] != '/' || strlen(cg) >= CGROUP_PATH_MAX || strstr(cg, "//") || strstr(cg, "/./") ||
+            strstr(cg, "/../"))
+                return false;
+        return !(strlen(cg) >= 2 && (streq(cg + strlen(cg) - 2, "/.") || (strlen(cg) >= 3 &&
+                                                                          streq(cg + strlen(cg) - 3, "/.."))));
+}
+
+/* path/file of cgroup cg, relative to the root fd. */
+static int cgroup_file(const char *cg, const char *file, char buf[static CGROUP_PATH_MAX + 32]) {
+        if (!cgroup_path_valid(cg) || streq(cg, "/"))
+                return -EINVAL;
+        snprintf(buf, CGROUP_PATH_MAX + 32, "%s/%s", cg + 1, file);
+        return 0;
+}
+
+/* 1 when the kernel says cgroup cg has no process left (or it is gone), 0 when it has,
+ * -errno when it cannot tell. */
+static int cgroup_empty(const struct sessions *m, const char *cg) {
+        char path[CGROUP_PATH_MAX + 32], buf[256];
+        const char *p;
+        int r;
+
+        if (m->root_fd < 0)
+                return -ENODEV;
+        r = cgroup_file(cg, "cgroup.events", path);
+        if (r < 0)
+                return r;
+        r = read_small_file_at(m->root_fd, path, buf, sizeof(buf));
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0)
+                return r;
+        p = strstr(buf, "populated ");
+        if (!p || (p != buf && p[-1] != '\n') || (p[10] != '0' && p[10] != '1'))
+                return -EIO;
+        return p[10] == '0';
+}
+
+/* SIGKILL to the process of every thread listed in cg's cgroup.threads. */
+static void cgroup_kill_threads(const struct sessions *m, const char *cg) {
+        char path[CGROUP_PATH_MAX + 32];
+        _cleanup_(fclosep) FILE *f = NULL;
+        _cleanup_(freep) char *line = NULL;
+        size_t size = 0;
+        int fd;
+
+        if (cgroup_file(cg, "cgroup.threads", path) < 0)
+                return;
+        fd = openat(m->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return;
+        f = fdopen(fd, "re");
+        if (!f) {
+                close(fd);
+                return;
+        }
+        while (getline(&line, &size, f) > 0) {
+                char *end;
+                long tid;
+
+                errno = 0;
+                tid = strtol(line, &end, 10);
+                if (errno == 0 && end != line && tid > 1 && tid <= INT32_MAX && tid != getpid())
+                        (void) kill((pid_t) tid, SIGKILL);
+        }
+}
+
+/* Kills everything in cg. cgroup.kill alone misses a process whose thread-group leader
+ * exited while other threads run on (the kernel lists no process for it in cgroup.procs,
+ * and cgroup.kill walks processes), so every thread listed in cgroup.threads gets its
+ * process killed too. The cgroup is frozen first: a frozen thread can neither fork nor
+ * exit by itself, so the ids read are not reused before the signal lands (SIGKILL still
+ * ends frozen tasks). */
+static int cgroup_kill(const struct sessions *m, const char *cg) {
+        char path[CGROUP_PATH_MAX + 32];
+        int r;
+
+        if (m->root_fd < 0)
+                return -ENODEV;
+        if (cgroup_file(cg, "cgroup.freeze", path) >= 0)
+                (void) write_file_at(m->root_fd, path, "1");
+        r = cgroup_file(cg, "cgroup.kill", path);
+        if (r < 0)
+                return r;
+        r = write_file_at(m->root_fd, path, "1");
+        if (r == -ENOENT)
+                return 0;       /* gone: nothing left to kill */
+        cgroup_kill_threads(m, cg);
+        return r;
+}
+
+/* The number of processes in cg, for the audit message (0 when unknown). */
+static unsigned cgroup_count(const struct sessions *m, const char *cg) {
+        char path[CGROUP_PATH_MAX + 32], buf[4096];
+        unsigned n = 0;
+
+        if (m->root_fd < 0 || cgroup_file(cg, "cgroup.procs", path) < 0 ||
+            read_small_file_at(m->root_fd, path, buf, sizeof(buf)) < 0)
+                return 0;
+        for (const char *p = buf; *p; p++)
+                n += *p == '\n';
+        return n;
+}
+
+static int cgroup_move(const struct sessions *m, const char *cg, pid_t pid) {
+        char path[CGROUP_PATH_MAX + 32], text[32];
+        int r = cgroup_file(cg, "cgroup.procs", path);
+
+        if (r < 0)
+                return r;
+        snprintf(text, sizeof(text), "%d", (int) pid);
+        return write_file_at(m->root_fd, path, text);
+}
+
+/* The cgroup2 path of pid ("0::/path" in /proc/PID/cgroup). */
+static int pid_cgroup(pid_t pid, char **ret) {
+        char path[64], buf[8192], *line, *end;
+
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
+        if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+                return -ESRCH;
+        for (line = buf; line && *line; line = end ? end + 1 : NULL) {
+                end = strchr(line, '\n');
+                if (end)
+                        *end = '\0';
+                if (strncmp(line, "0::", 3) == 0) {
+                        if (!cgroup_path_valid(line + 3))
+                                return -EUCLEAN;
+                        *ret = strdup(line + 3);
+                        return *ret ? 0 : -ENOMEM;
+                }
+        }
+        return -ENOMEDIUM;
+}
+
+/* The first cgroup2 mount of the whole hierarchy in /proc/self/mountinfo: "ID PARENT
+ * MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER". */
+static int find_cgroup2(char **ret) {
+        _cleanup_(fclosep) FILE *f = fopen("/proc/self/mountinfo", "re");
+        _cleanup_(freep) char *line = NULL;
+        size_t size = 0;
+
+        if (!f)
+                return -errno;
+        while (getline(&line, &size, f) > 0) {
+                char root[PATH_MAX], mountpoint[PATH_MAX], fstype[64];
+                const char *dash = strstr(line, " - ");
+
+                if (!dash || sscanf(line, "%*s %*s %*s %4095s %4095s", root, mountpoint) != 2 ||
+                    sscanf(dash + 3, "%63s", fstype) != 1)
+                        continue;
+                /* Escaped characters (\040) in the mount point are not worth decoding. */
+                if (!streq(fstype, "cgroup2") || !streq(root, "/") || strchr(mountpoint, '\\'))
+                        continue;
+                *ret = strdup(mountpoint);
+                return *ret ? 0 : -ENOMEM;
+        }
+        return -ENOENT;
+}
+
+/* Removes the empty session cgroups under our subtree that a lockboxd that was killed left
+ * behind (the kernel refuses to remove one that holds anything). One made in the last
+ * seconds may be on its way to receiving a session (another lockboxd: tests), so it stays. */
+static void remove_leftovers(struct sessions *m) {
+        _cleanup_(closep) int fd = openat(m->root_fd, m->base + 1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        time_t before = time(NULL) - 10;
+        struct dirent *de;
+        DIR *dir;
+
+        if (fd < 0)
+                return;
+        dir = fdopendir(fd);
+        if (!dir)
+                return;
+        fd = -1;
+        while ((de = readdir(dir))) {
+                struct stat st;
+
+                if (strncmp(de->d_name, "session-", 8) != 0 ||
+                    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+                    st.st_mtime > before)
+                        continue;
+                (void) unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR);
+        }
+        closedir(dir);
+}
+
+int sessions_new(struct daemon *d, struct sessions **ret) {
+        _cleanup_(freep) char *own = NULL;
+        struct sessions *m;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->daemon = d;
+        m->root_fd = -1;
+        r = find_cgroup2(&m->root);
+        if (r == -ENOMEM)
+                goto fail;
+        if (r < 0) {
+                m->unusable = "this host has no cgroup2 hierarchy to hold the session";
+                goto done;
+        }
+        m->root_fd = open(m->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (m->root_fd < 0) {
+                m->unusable = "the cgroup2 hierarchy cannot be opened";
+                goto done;
+        }
+        r = pid_cgroup(getpid(), &own);
+        if (r == -ENOMEM)
+                goto fail;
+        if (r < 0) {
+                m->unusable = "lockboxd's own cgroup is unknown";
+                goto done;
+        }
+        if (asprintf(&m->base, "%s/lockbox", streq(own, "/") ? "" : own) < 0) {
+                m->base = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        remove_leftovers(m);
+done:
+        if (m->unusable)
+                fprintf(stderr, "lockboxd: operator sessions can be held only by logind: %s\n", m->unusable);
+        *ret = m;
+        return 0;
+fail:
+        sessions_free(m);
+        return r;
+}
+
+/* ---- logind: one long-lived system bus, asynchronous calls only -------------------------------- */
+
+static int on_logind_reply(sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        (void) userdata;
+        (void) error;
+        if (e)
+                fprintf(stderr, "lockboxd: logind: %s\n", e->message ?: e->name);
+        return 0;
+}
+
+static sd_bus *logind_bus(struct sessions *m) {
+        int r;
+
+        if (m->bus && sd_bus_is_open(m->bus) > 0)
+                return m->bus;
+        m->bus = sd_bus_flush_close_unref(m->bus);
+        /* Connecting and authenticating go on in the event loop; calls queue meanwhile. */
+        r = sd_bus_open_system(&m->bus);
+        if (r >= 0)
+                r = sd_bus_attach_event(m->bus, m->daemon->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: no system bus for logind (%s); killing through the cgroup alone\n",
+                        strerror(-r));
+                m->bus = sd_bus_flush_close_unref(m->bus);
+        }
+        return m->bus;
+}
+
+/* Tells logind to end the session and kill all of it; the cgroup is killed anyway. */
+static void logind_end(struct sessions *m, const char *logind_session) {
+        sd_bus *bus;
+        int r;
+
+        if (isempty(logind_session) || !(bus = logind_bus(m)))
+                return;
+        r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.login1", "/org/freedesktop/login1",
+                                     "org.freedesktop.login1.Manager", "TerminateSession", on_logind_reply, m, "s",
+                                     logind_session);
+        if (r >= 0)
+                r = sd_bus_call_method_async(bus, NULL, "org.freedesktop.login1", "/org/freedesktop/login1",
+                                             "org.freedesktop.login1.Manager", "KillSession", on_logind_reply, m,
+                                             "ssi", logind_session, "all", (int32_t) SIGKILL);
+        if (r < 0)
+                fprintf(stderr, "lockboxd: cannot ask logind to end session %s: %s\n", logind_session, strerror(-r));
+}
+
+/* ---- holding a session at open ------------------------------------------------------------------- */
+
+/* From /proc/PID/stat: parent, state and start time. The command name may hold any byte,
+ * so parse after the last ')'. */
 static int proc_stat(pid_t pid, pid_t *ret_ppid, char *ret_state, uint64_t *ret_start_time) {
         char path[64], buf[1024], state;
         const char *p;
@@ -43,7 +385,7 @@ static int proc_stat(pid_t pid, pid_t *ret_ppid, char *ret_state, uint64_t *ret_
         int ppid = 0, field = 2, r;
 
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        r = read_small_file(path, buf, sizeof(buf));
+        r = read_small_file_at(AT_FDCWD, path, buf, sizeof(buf));
         if (r < 0)
                 return r;
         p = strrchr(buf, ')');
@@ -67,7 +409,7 @@ static uint32_t proc_audit_session(pid_t pid) {
         char *end;
 
         snprintf(path, sizeof(path), "/proc/%d/sessionid", (int) pid);
-        if (read_small_file(path, buf, sizeof(buf)) < 0)
+        if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
                 return AUDIT_SESSION_NONE;
         errno = 0;
         v = strtoul(buf, &end, 10);
@@ -87,9 +429,7 @@ int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start
                 return r;
         if (state == 'Z' || state == 'X')
                 return -ESRCH;
-        /* Only an audit session that began at the PAM caller (pam_loginuid ran for this
-         * login) is the operator's alone. One inherited from the parent is shared with
-         * whoever started the service, and must never be a reason to kill anything. */
+        /* Recorded for the audit trail only: the cgroup, not this, holds the session. */
         audit_session = proc_audit_session(pid);
         if (audit_session == proc_audit_session(ppid))
                 audit_session = AUDIT_SESSION_NONE;
@@ -97,160 +437,164 @@ int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start
         return 0;
 }
 
-static bool caller_alive(const struct lb_session *s) {
+/* Is the caller in a logind session of uid whose scope holds it? Sets *ret_session. */
+static bool logind_holds(const char *cg, pid_t pid, uid_t uid, char **ret_session) {
+        _cleanup_(freep) char *session = NULL, *scope = NULL;
+        const char *leaf = strrchr(cg, '/');
+        uid_t owner;
+
+        if (sd_pid_get_session(pid, &session) < 0 || sd_session_get_uid(session, &owner) < 0 || owner != uid)
+                return false;
+        if (asprintf(&scope, "/session-%s.scope", session) < 0) {
+                scope = NULL;
+                return false;
+        }
+        if (!leaf || !streq(leaf, scope))
+                return false;
+        *ret_session = session;
+        session = NULL;
+        return true;
+}
+
+static bool can_kill(const struct sessions *m, const char *cg) {
+        char path[CGROUP_PATH_MAX + 32];
+
+        return cgroup_file(cg, "cgroup.kill", path) >= 0 && faccessat(m->root_fd, path, W_OK, 0) == 0;
+}
+
+int session_hold(struct sessions *m, struct lb_session *s, uid_t uid, char **ret_previous, const char **ret_why) {
+        _cleanup_(freep) char *previous = NULL, *cg = NULL, *logind_session = NULL;
+        char name[ID_LEN + 1];
+        int r;
+
+        *ret_why = "the session's processes cannot be found";
+        r = pid_cgroup((pid_t) s->pid, &previous);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || m->unusable) {
+                *ret_why = m->unusable ?: "the session's cgroup is unknown";
+                return r < 0 ? r : -EOPNOTSUPP;
+        }
+
+        if (logind_holds(previous, (pid_t) s->pid, uid, &logind_session)) {
+                if (!can_kill(m, previous)) {
+                        *ret_why = "the kernel cannot kill the session's scope as a whole (cgroup.kill)";
+                        return -EOPNOTSUPP;
+                }
+                cg = strdup(previous);
+        } else {
+                r = id_generate(name);
+                if (r < 0)
+                        return r;
+                if (asprintf(&cg, "%s/session-%s", m->base, name) < 0) {
+                        cg = NULL;
+                        return -ENOMEM;
+                }
+                if (!cgroup_path_valid(cg)) {
+                        *ret_why = "lockboxd's cgroup has an unusable name";
+                        return -EINVAL;
+                }
+                /* Another lockboxd (tests) may remove the base between the two mkdirs. */
+                for (int attempt = 0;; attempt++) {
+                        if (mkdirat(m->root_fd, m->base + 1, 0755) < 0 && errno != EEXIST) {
+                                r = -errno;
+                                *ret_why = "lockboxd cannot make cgroups (is the cgroup2 hierarchy writable?)";
+                                return r;
+                        }
+                        if (mkdirat(m->root_fd, cg + 1, 0755) == 0)
+                                break;
+                        r = -errno;
+                        if (r != -ENOENT || attempt >= 2) {
+                                *ret_why = "lockboxd cannot make a cgroup for the session";
+                                return r;
+                        }
+                }
+                if (!can_kill(m, cg)) {
+                        (void) unlinkat(m->root_fd, cg + 1, AT_REMOVEDIR);
+                        *ret_why = "the kernel cannot kill a cgroup as a whole (cgroup.kill, Linux 5.14)";
+                        return -EOPNOTSUPP;
+                }
+                r = cgroup_move(m, cg, (pid_t) s->pid);
+                if (r < 0) {
+                        (void) unlinkat(m->root_fd, cg + 1, AT_REMOVEDIR);
+                        *ret_why = "the session cannot be moved into a cgroup of lockboxd's";
+                        return r;
+                }
+        }
+        if (!cg)
+                return -ENOMEM;
+        free(s->cgroup);
+        free(s->logind_session);
+        s->cgroup = cg;
+        s->logind_session = logind_session ?: strdup("");
+        cg = logind_session = NULL;
+        if (!s->logind_session)
+                return -ENOMEM;
+        *ret_previous = previous;
+        previous = NULL;
+        return 0;
+}
+
+static bool own_cgroup(const struct sessions *m, const char *cg) {
+        size_t n = m->base ? strlen(m->base) : 0;
+
+        return n > 0 && strncmp(cg, m->base, n) == 0 && cg[n] == '/';
+}
+
+void session_unhold(struct sessions *m, const struct lb_session *s, const char *previous) {
+        if (isempty(s->cgroup) || !own_cgroup(m, s->cgroup))
+                return;
+        if (previous)
+                (void) cgroup_move(m, previous, (pid_t) s->pid);
+        (void) unlinkat(m->root_fd, s->cgroup + 1, AT_REMOVEDIR);
+}
+
+/* ---- ending sessions ---------------------------------------------------------------------------- */
+
+/* A session registered before sessions were held by cgroups has only its PAM caller. */
+static bool legacy_caller_alive(const struct lb_session *s) {
         uint64_t start_time;
         pid_t ppid;
         char state;
 
-        if (proc_stat((pid_t) s->pid, &ppid, &state, &start_time) < 0)
-                return false;
-        return start_time == s->start_time && state != 'Z' && state != 'X';
+        return proc_stat((pid_t) s->pid, &ppid, &state, &start_time) >= 0 && start_time == s->start_time &&
+               state != 'Z' && state != 'X';
 }
 
-struct proc_entry {
-        pid_t pid, ppid;
-        uint64_t start_time;
-        uint32_t audit_session;
-        bool target;
-};
-
-/* Every live process of the session: the PAM caller (if it is still the same process),
- * everything below it, and everything in its audit session. */
-static int session_targets(const struct lb_session *s, pid_t **ret, size_t *ret_n) {
-        _cleanup_(freep) struct proc_entry *procs = NULL;
-        _cleanup_(freep) pid_t *targets = NULL;
-        DIR *dir;
-        struct dirent *de;
-        size_t n = 0, allocated = 0, n_targets = 0;
-        pid_t self = getpid();
-        bool grew;
-
-        dir = opendir("/proc");
-        if (!dir)
-                return -errno;
-        while ((de = readdir(dir))) {
-                struct proc_entry e = {};
-                char state, *end;
-                long v;
-
-                errno = 0;
-                v = strtol(de->d_name, &end, 10);
-                if (errno || *end || v <= 1 || v == self)
-                        continue;
-                e.pid = (pid_t) v;
-                if (proc_stat(e.pid, &e.ppid, &state, &e.start_time) < 0 || state == 'Z' || state == 'X')
-                        continue;
-                e.audit_session = proc_audit_session(e.pid);
-                e.target = (e.pid == (pid_t) s->pid && e.start_time == s->start_time) ||
-                           (s->audit_session != AUDIT_SESSION_NONE && s->audit_session != 0 &&
-                            e.audit_session == s->audit_session);
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 256;
-                        struct proc_entry *b = reallocarray(procs, m, sizeof(*procs));
-
-                        if (!b) {
-                                closedir(dir);
-                                return -ENOMEM;
-                        }
-                        procs = b;
-                        allocated = m;
-                }
-                procs[n++] = e;
-        }
-        closedir(dir);
-
-        /* Close over the tree: children of targets are targets. */
-        do {
-                grew = false;
-                for (size_t i = 0; i < n; i++) {
-                        if (procs[i].target)
-                                continue;
-                        for (size_t j = 0; j < n; j++)
-                                if (procs[j].target && procs[j].pid == procs[i].ppid) {
-                                        procs[i].target = grew = true;
-                                        break;
-                                }
-                }
-        } while (grew);
-
-        targets = calloc(n + 1, sizeof(pid_t));
-        if (!targets)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (procs[i].target)
-                        targets[n_targets++] = procs[i].pid;
-        *ret = targets;
-        *ret_n = n_targets;
-        targets = NULL;
-        return 0;
+/* 1 when nothing of the session runs, 0 when something does, -errno when we cannot tell. */
+static int session_empty(const struct sessions *m, const struct lb_session *s) {
+        if (isempty(s->cgroup))
+                return !legacy_caller_alive(s);
+        return cgroup_empty(m, s->cgroup);
 }
 
-bool session_alive(const struct lb_session *s) {
-        _cleanup_(freep) pid_t *left = NULL;
-        size_t n = 0;
-
-        if (caller_alive(s))
-                return true;
-        /* The caller is gone, but what it started may not be (setsid, double fork). */
-        if (s->audit_session == AUDIT_SESSION_NONE)
-                return false;
-        return session_targets(s, &left, &n) < 0 || n > 0;
+static int session_kill(struct sessions *m, const struct lb_session *s) {
+        if (isempty(s->cgroup))
+                return legacy_caller_alive(s) && kill((pid_t) s->pid, SIGKILL) < 0 ? -errno : 0;
+        return cgroup_kill(m, s->cgroup);
 }
 
-bool session_lingers(const struct lb_session *s) {
-        _cleanup_(freep) pid_t *left = NULL;
-        size_t n = 0;
+/* The kernel says it is empty: our cgroup goes, and so does the registration. */
+static void session_forget(struct sessions *m, const struct lb_session *s) {
+        int r;
 
-        if (s->audit_session == AUDIT_SESSION_NONE)
-                return false;
-        if (session_targets(s, &left, &n) < 0)
-                return true;
-        for (size_t i = 0; i < n; i++)
-                if (left[i] != (pid_t) s->pid)
-                        return true;
-        return false;
-}
-
-static void signal_targets(const struct lb_session *s, int sig, size_t *ret_n) {
-        _cleanup_(freep) pid_t *targets = NULL;
-        size_t n = 0;
-
-        *ret_n = 0;
-        if (session_targets(s, &targets, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                (void) kill(targets[i], sig);
-                if (sig == SIGHUP)
-                        (void) kill(targets[i], SIGCONT);
-        }
-        *ret_n = n;
-}
-
-static void logind_terminate(const char *logind_session) {
-        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-
-        if (isempty(logind_session) || sd_bus_open_system(&bus) < 0)
-                return;
-        (void) sd_bus_set_method_call_timeout(bus, LOGIND_TIMEOUT_USEC);
-        if (sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
-                               "org.freedesktop.login1.Manager", "TerminateSession", &error, NULL,
-                               "s", logind_session) < 0)
-                fprintf(stderr, "lockboxd: logind could not terminate session %s: %s\n", logind_session,
-                        error.message ?: "unknown error");
+        if (!isempty(s->cgroup) && own_cgroup(m, s->cgroup) &&
+            unlinkat(m->root_fd, s->cgroup + 1, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                fprintf(stderr, "lockboxd: cannot remove cgroup %s: %m\n", s->cgroup);
+        r = store_session_remove(m->daemon->store, s->id);
+        if (r < 0 && r != -ENOENT)
+                fprintf(stderr, "lockboxd: cannot forget session %" PRIu32 ": %s\n", s->pid, strerror(-r));
 }
 
 static void audit_terminated(struct daemon *d, const struct lb_session *s, const struct lb_request *req,
-                             size_t n_processes) {
+                             const char *why, unsigned n_processes) {
         _cleanup_(freep) char *message = NULL;
         char pid_text[32];
         int r;
 
         snprintf(pid_text, sizeof(pid_text), "%" PRIu32, s->pid);
-        if (asprintf(&message, "Session of operator %s (pid %" PRIu32 ", %zu processes) terminated: %s", s->user,
-                     s->pid, n_processes,
-                     !req ? "the lockbox was enabled and it has no grant"
-                          : req->state == LB_STATE_REVOKED ? "its grant was revoked" : "its grant ended") < 0)
+        if (asprintf(&message, "Session of operator %s (pid %" PRIu32 ", %u processes) terminated: %s", s->user,
+                     s->pid, n_processes, why) < 0)
                 message = NULL;
         r = audit_write(&(struct audit_entry) {
                 .event = "session-terminated",
@@ -281,27 +625,21 @@ static bool session_permitted(struct daemon *d, const struct lb_session *s, stru
         return req->state == LB_STATE_APPROVED && req->expires_at > daemon_now();
 }
 
-/* A session being ended: asked with SIGHUP, then killed after the grace period by a
- * timer, so the daemon goes on answering (logins included) meanwhile. */
-struct termination {
-        struct daemon *daemon;
-        struct lb_session session;
-        sd_event_source *timer;
-        unsigned rounds;
-        struct termination *next;
-};
+static const char *end_reason(const struct lb_request *req) {
+        if (!req)
+                return "the lockbox was enabled and it has no grant";
+        return req->state == LB_STATE_REVOKED ? "its grant was revoked" : "its grant ended";
+}
 
-static struct termination *terminations;
-
-static bool terminating(int64_t id) {
-        for (struct termination *t = terminations; t; t = t->next)
+static struct termination *terminating(struct sessions *m, int64_t id) {
+        for (struct termination *t = m->terminations; t; t = t->next)
                 if (t->session.id == id)
-                        return true;
-        return false;
+                        return t;
+        return NULL;
 }
 
 static void termination_free(struct termination *t) {
-        for (struct termination **p = &terminations; *p; p = &(*p)->next)
+        for (struct termination **p = &t->owner->terminations; *p; p = &(*p)->next)
                 if (*p == t) {
                         *p = t->next;
                         break;
@@ -311,58 +649,71 @@ static void termination_free(struct termination *t) {
         free(t);
 }
 
-static int on_grace_over(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct termination *t = userdata;
-        size_t killed = 0;
+static uint64_t now_usec(void) {
+        struct timespec ts;
 
-        signal_targets(&t->session, SIGKILL, &killed);
-        /* New children may appear while we kill: go on until nothing is left. */
-        if (killed > 0 && ++t->rounds < KILL_ROUNDS) {
-                (void) sd_event_source_set_time(s, usec + POLL_USEC);
-                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* Until the kernel says the cgroup is empty; killed again each time (cheap, and it reaches
+ * anything that was in the middle of being created). */
+static int on_poll(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct termination *t = userdata;
+        bool fast = usec - t->started < FAST_FOR_USEC;
+        int r;
+
+        r = session_empty(t->owner, &t->session);
+        if (r > 0) {
+                session_forget(t->owner, &t->session);
+                termination_free(t);
                 return 0;
         }
-        if (killed > 0)
-                /* Still registered, so the next sweep ends it again: forgetting it
-                 * would leave what survived out of every grant's reach. */
-                fprintf(stderr, "lockboxd: session %" PRIu32 " of %s still has processes after %u rounds; "
-                        "trying again at the next sweep\n", t->session.pid, t->session.user, t->rounds);
-        else
-                (void) store_session_remove(t->daemon->store, t->session.id);
-        termination_free(t);
+        (void) session_kill(t->owner, &t->session);
+        if (!fast && !t->reported) {
+                fprintf(stderr, "lockboxd: session %" PRIu32 " of %s is not empty %" PRIu64 " ms after its kill%s; "
+                        "it stays registered\n", t->session.pid, t->session.user, (usec - t->started) / 1000,
+                        r < 0 ? " (its cgroup cannot be read)" : "");
+                t->reported = true;
+        }
+        (void) sd_event_source_set_time(source, usec + (fast ? POLL_FAST_USEC : POLL_SLOW_USEC));
+        (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
         return 0;
 }
 
-static int terminate(struct daemon *d, struct lb_session *session, const struct lb_request *req) {
+/* Audits, kills the session's cgroup (and tells logind), and watches it empty. */
+static int terminate(struct daemon *d, struct lb_session *session, const struct lb_request *req, const char *why) {
+        struct sessions *m = d->sessions;
         struct termination *t;
-        size_t signalled = 0;
         int r;
 
-        logind_terminate(session->logind_session);
-        signal_targets(session, SIGHUP, &signalled);
-        audit_terminated(d, session, req, signalled);
+        audit_terminated(d, session, req, why, isempty(session->cgroup) ? 1 : cgroup_count(m, session->cgroup));
+        r = session_kill(m, session);
+        if (r < 0)
+                fprintf(stderr, "lockboxd: cannot kill the cgroup of session %" PRIu32 ": %s\n", session->pid,
+                        strerror(-r));
+        logind_end(m, session->logind_session);
 
         t = calloc(1, sizeof(*t));
         if (!t)
-                return -ENOMEM;
-        t->daemon = d;
+                return -ENOMEM;         /* still registered: the next sweep goes on */
+        t->owner = m;
         t->session = *session;
         *session = (struct lb_session) {};
-        r = sd_event_add_time_relative(d->event, &t->timer, CLOCK_MONOTONIC, GRACE_USEC, 1000, on_grace_over, t);
+        t->started = now_usec();
+        r = sd_event_add_time_relative(d->event, &t->timer, CLOCK_MONOTONIC, POLL_FAST_USEC, 1000, on_poll, t);
         if (r < 0) {
-                /* No timer: do not leave it half done. It stays registered: the next
-                 * sweep forgets it if nothing is left, or ends what is. */
-                signal_targets(&t->session, SIGKILL, &signalled);
                 session_done(&t->session);
                 free(t);
                 return r;
         }
-        t->next = terminations;
-        terminations = t;
+        t->next = m->terminations;
+        m->terminations = t;
         return 0;
 }
 
 int sessions_enforce(struct daemon *d) {
+        struct sessions *m = d->sessions;
         struct lb_session *sessions = NULL;
         size_t n = 0;
         int r;
@@ -376,15 +727,15 @@ int sessions_enforce(struct daemon *d) {
                 struct lb_request req = {};
                 bool has_req = false;
 
-                if (terminating(sessions[i].id))
+                if (terminating(m, sessions[i].id))
                         continue;
-                if (!session_alive(&sessions[i])) {
-                        /* Closed without telling us, or logged out and nothing left: forget it. */
-                        (void) store_session_remove(d->store, sessions[i].id);
+                if (session_empty(m, &sessions[i]) > 0) {
+                        /* Logged out and nothing left: forget it. */
+                        session_forget(m, &sessions[i]);
                         continue;
                 }
                 if (!session_permitted(d, &sessions[i], &req, &has_req)) {
-                        int k = terminate(d, &sessions[i], has_req ? &req : NULL);
+                        int k = terminate(d, &sessions[i], has_req ? &req : NULL, end_reason(has_req ? &req : NULL));
                         if (k < 0)
                                 fprintf(stderr, "lockboxd: cannot end session %" PRIu32 ": %s\n",
                                         sessions[i].pid, strerror(-k));
@@ -396,14 +747,94 @@ int sessions_enforce(struct daemon *d) {
         return 0;
 }
 
-void sessions_shutdown(struct daemon *d) {
-        (void) d;
-        /* Pending kills are finished now rather than abandoned. */
-        while (terminations) {
-                struct termination *t = terminations;
-                size_t killed = 0;
+void sessions_stop(struct daemon *d) {
+        struct sessions *m = d->sessions;
+        struct lb_session *sessions = NULL;
+        size_t n = 0;
+        uint64_t deadline = now_usec() + STOP_WAIT_USEC;
+        bool left;
+        int r;
 
-                signal_targets(&t->session, SIGKILL, &killed);
-                termination_free(t);
+        if (!m)
+                return;
+        r = store_sessions_list(d->store, NULL, &sessions, &n);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: cannot read the session registry at exit: %s\n", strerror(-r));
+                return;
         }
+        for (size_t i = 0; i < n; i++) {
+                struct lb_request req = {};
+
+                if (terminating(m, sessions[i].id) || session_empty(m, &sessions[i]) > 0)
+                        continue;
+                if (sessions[i].request_id[0] && store_get(d->store, sessions[i].request_id, &req) < 0)
+                        req = (struct lb_request) {};
+                audit_terminated(d, &sessions[i], req.id[0] ? &req : NULL, "lockboxd stopped",
+                                 isempty(sessions[i].cgroup) ? 1 : cgroup_count(m, sessions[i].cgroup));
+                (void) session_kill(m, &sessions[i]);
+                logind_end(m, sessions[i].logind_session);
+                request_done(&req);
+        }
+        for (struct termination *t = m->terminations; t; t = t->next)
+                (void) session_kill(m, &t->session);
+        if (m->bus)
+                (void) sd_bus_flush(m->bus);
+
+        /* The loop is over: waiting here delays nobody but our own exit. */
+        do {
+                left = false;
+                for (size_t i = 0; i < n; i++) {
+                        if (sessions[i].id == 0)
+                                continue;
+                        if (session_empty(m, &sessions[i]) > 0) {
+                                struct termination *t = terminating(m, sessions[i].id);
+
+                                session_forget(m, &sessions[i]);
+                                if (t)
+                                        termination_free(t);
+                                sessions[i].id = 0;
+                        } else
+                                left = true;
+                }
+                if (left)
+                        (void) nanosleep(&(struct timespec) { .tv_nsec = POLL_FAST_USEC * 1000 }, NULL);
+        } while (left && now_usec() < deadline);
+        for (size_t i = 0; i < n; i++)
+                if (sessions[i].id != 0)
+                        fprintf(stderr, "lockboxd: session %" PRIu32 " of %s is not empty at exit; it stays "
+                                "registered\n", sessions[i].pid, sessions[i].user);
+        session_array_free(sessions, n);
+}
+
+/* Forgets the registered sessions whose cgroup the kernel reports empty. */
+static void forget_empty(struct sessions *m) {
+        struct lb_session *sessions = NULL;
+        size_t n = 0;
+
+        if (!m->daemon->store || store_sessions_list(m->daemon->store, NULL, &sessions, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (!terminating(m, sessions[i].id) && session_empty(m, &sessions[i]) > 0)
+                        session_forget(m, &sessions[i]);
+        session_array_free(sessions, n);
+}
+
+void sessions_free(struct sessions *m) {
+        if (!m)
+                return;
+        /* No cgroup of ours outlives lockboxd empty. */
+        forget_empty(m);
+        while (m->terminations) {
+                (void) session_kill(m, &m->terminations->session);
+                termination_free(m->terminations);
+        }
+        /* Our subtree goes if it is empty (it is not while sessions are registered). */
+        if (m->root_fd >= 0 && m->base)
+                (void) unlinkat(m->root_fd, m->base + 1, AT_REMOVEDIR);
+        m->bus = sd_bus_flush_close_unref(m->bus);
+        if (m->root_fd >= 0)
+                close(m->root_fd);
+        free(m->root);
+        free(m->base);
+        free(m);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Live operator sessions: who they are in the kernel's eyes, and ending them with their grant. */
+/* Live operator sessions: held by a kernel object (a cgroup) from the moment they open, and
+ * ended with their grant through that object. */
 #pragma once
 
 #include <stdbool.h>
@@ -9,29 +10,41 @@
 #include "store.h"
 
 struct daemon;
+struct sessions;
 
-/* The kernel's facts about pid: its audit session id (set by pam_loginuid, inherited
- * by every descendant, including ones that called setsid() or double-forked, and not
- * changeable without CAP_AUDIT_CONTROL) and its start time (against pid reuse). The
- * audit session is AUDIT_SESSION_NONE unless it began at pid itself, i.e. differs from
- * its parent's: an inherited one would also cover processes outside this login. */
+/* The session holder of lockboxd: finds the cgroup2 hierarchy and lockboxd's own cgroup,
+ * under which it makes a cgroup per session it holds itself. A host without a usable
+ * hierarchy is not an error here (every operator session is then refused at open, with
+ * the reason): returns 0 or -ENOMEM. */
+int sessions_new(struct daemon *d, struct sessions **ret);
+
+/* Frees the holder; sessions still being ended get one more kill first. */
+void sessions_free(struct sessions *m);
+
+/* The kernel's facts about pid: its audit session id (AUDIT_SESSION_NONE unless it began at
+ * pid itself) and its start time (against pid reuse). -ESRCH for a zombie or no process. */
 int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start_time);
 
-/* Is anything of s still running: the process that opened it, or (when it has its own
- * audit session) anything it left behind? */
-bool session_alive(const struct lb_session *s);
+/* At SessionOpen, before the answer: puts the session of s->pid (the PAM caller, which
+ * forks everything the session runs) under a cgroup that holds all of it, and records
+ * that cgroup in s->cgroup (and logind's session id in s->logind_session when logind's
+ * scope is the holder). uid is the operator's. *ret_previous gets the cgroup pid was
+ * in, for session_unhold(). Returns 0, or -errno with *ret_why (static text): the
+ * session cannot be held, and must be refused. */
+int session_hold(struct sessions *m, struct lb_session *s, uid_t uid, char **ret_previous, const char **ret_why);
 
-/* Does s have processes besides its PAM caller (e.g. left behind with setsid or a
- * double fork)? Such a session stays registered after its PAM close, so that the
- * grant's end still reaches them. */
-bool session_lingers(const struct lb_session *s);
+/* Undoes session_hold() for a session refused after all: pid goes back to previous and
+ * a cgroup of our own is removed. */
+void session_unhold(struct sessions *m, const struct lb_session *s, const char *previous);
 
 /* Ends every registered session that no longer runs under an active grant (its request
- * ended, was revoked, or has no grant while the lockbox is enabled): through logind
- * where the session has an id and logind answers, and always by signalling every
- * process of the session (SIGHUP now, SIGKILL after a short grace from a timer). Each is audited
- * as session-terminated. Sessions whose process is gone are forgotten. */
+ * ended, was revoked, or it has none while the lockbox is enabled): the whole cgroup is
+ * killed (cgroup.kill; logind is told too where its scope holds the session), audited as
+ * session-terminated. A session is forgotten only once the kernel reports its cgroup
+ * empty; sessions whose cgroup is empty are forgotten. Never blocks. */
 int sessions_enforce(struct daemon *d);
 
-/* At exit: kills what is still being ended. */
-void sessions_shutdown(struct daemon *d);
+/* lockboxd is stopping: ends every operator session it holds, whatever its grant,
+ * audited as session-terminated ("lockboxd stopped"), and waits up to 1 s for the
+ * cgroups to empty. After the event loop only. */
+void sessions_stop(struct daemon *d);

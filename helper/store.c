@@ -87,6 +87,9 @@ static const char *const migrations[] = {
         ");\n"
         "CREATE INDEX sessions_request ON sessions (request_id);\n"
         "CREATE INDEX sessions_user_pid ON sessions (user, pid);\n",
+        /* 2 → 3: the cgroup (path under the cgroup2 root) that holds the session; "" for a
+         * session registered before sessions were held that way */
+        "ALTER TABLE sessions ADD COLUMN cgroup TEXT NOT NULL DEFAULT '' CHECK (typeof(cgroup) = 'text');\n",
 };
 
 #define SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
@@ -117,7 +120,7 @@ enum {
 };
 
 #define SESSION_COLUMNS \
-        "id, request_id, user, pid, service, tty, rhost, logind_session, opened_at, audit_session, start_time"
+        "id, request_id, user, pid, service, tty, rhost, logind_session, opened_at, audit_session, start_time, cgroup"
 
 /* store_list binds ?1 the limit, ?2…?9 the states asked for (NULL for the others), ?10 the requester. */
 #define LIST_STATES_IN "state IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -234,7 +237,7 @@ static const struct {
         [STMT_SESSION_ADD] = {
                 "session-add",
                 "INSERT INTO sessions (request_id, user, pid, service, tty, rhost, logind_session, opened_at, "
-                "audit_session, start_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "audit_session, start_time, cgroup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         },
         [STMT_SESSION_FIND] = {
                 "session-find",
@@ -1083,7 +1086,9 @@ void session_done(struct lb_session *session) {
         free(session->tty);
         free(session->rhost);
         free(session->logind_session);
+        free(session->cgroup);
         session->user = session->service = session->tty = session->rhost = session->logind_session = NULL;
+        session->cgroup = NULL;
 }
 
 void session_array_free(struct lb_session *a, size_t n) {
@@ -1112,7 +1117,8 @@ static int row_to_session(sqlite3_stmt *st, struct lb_session *ret) {
             (k = column_strdup(st, 4, false, &x.service)) < 0 ||
             (k = column_strdup(st, 5, false, &x.tty)) < 0 ||
             (k = column_strdup(st, 6, false, &x.rhost)) < 0 ||
-            (k = column_strdup(st, 7, false, &x.logind_session)) < 0)
+            (k = column_strdup(st, 7, false, &x.logind_session)) < 0 ||
+            (k = column_strdup(st, 11, false, &x.cgroup)) < 0)
                 return k;
         if (request_id) {
                 if (strlen(request_id) != ID_LEN)
@@ -1140,7 +1146,8 @@ int store_session_add(struct store *s, struct lb_session *session) {
             (rc = bind_text_or_null(st, 7, session->logind_session)) != SQLITE_OK ||
             (rc = sqlite3_bind_int64(st, 8, session->opened_at)) != SQLITE_OK ||
             (rc = sqlite3_bind_int64(st, 9, (int64_t) session->audit_session)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 10, (int64_t) (session->start_time & INT64_MAX))) != SQLITE_OK)
+            (rc = sqlite3_bind_int64(st, 10, (int64_t) (session->start_time & INT64_MAX))) != SQLITE_OK ||
+            (rc = sqlite3_bind_text(st, 11, strempty(session->cgroup), -1, SQLITE_STATIC)) != SQLITE_OK)
                 return errno_from_sqlite(rc);
         k = step_done(st);
         if (k < 0)
@@ -1165,27 +1172,31 @@ int store_session_remove(struct store *s, int64_t id) {
         return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
 }
 
-int store_session_take(struct store *s, const char *user, uint32_t pid, struct lb_session *ret) {
-        struct lb_session found = {};
-        int rc, k;
+int store_session_find(struct store *s, const char *user, uint32_t pid, struct lb_session *ret) {
+        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
+        int rc;
 
         if (!s || !user || !ret)
                 return -EINVAL;
-        {
-                _cleanup_(stmt_resetp) sqlite3_stmt *st = s->stmts[STMT_SESSION_FIND];
+        st = s->stmts[STMT_SESSION_FIND];
+        if ((rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 2, (int64_t) pid)) != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        return row_to_session(st, ret);
+}
 
-                if ((rc = sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC)) != SQLITE_OK ||
-                    (rc = sqlite3_bind_int64(st, 2, (int64_t) pid)) != SQLITE_OK)
-                        return errno_from_sqlite(rc);
-                rc = sqlite3_step(st);
-                if (rc == SQLITE_DONE)
-                        return -ENOENT;
-                if (rc != SQLITE_ROW)
-                        return errno_from_sqlite(rc);
-                k = row_to_session(st, &found);
-                if (k < 0)
-                        return k;
-        }
+int store_session_take(struct store *s, const char *user, uint32_t pid, struct lb_session *ret) {
+        struct lb_session found = {};
+        int k;
+
+        k = store_session_find(s, user, pid, &found);
+        if (k < 0)
+                return k;
         k = store_session_remove(s, found.id);
         if (k < 0) {
                 session_done(&found);

@@ -82,6 +82,7 @@ struct lb_session {
         uint32_t audit_session;         /* the kernel's audit session id of pid, AUDIT_SESSION_NONE if unset */
         uint64_t start_time;            /* pid's start time in clock ticks since boot, against pid reuse */
         int64_t opened_at;
+        char *cgroup;                   /* the cgroup holding it, a path under the cgroup2 root; "" if none */
 };
 
 void session_done(struct lb_session *s);
@@ -89,6 +90,10 @@ void session_array_free(struct lb_session *a, size_t n);
 
 /* Records a live session; sets s->id. */
 int store_session_add(struct store *s, struct lb_session *session);
+
+/* The newest live session of user opened by pid, into ret (caller session_done()s); it stays
+ * registered. -ENOENT if there is none. */
+int store_session_find(struct store *s, const char *user, uint32_t pid, struct lb_session *ret);
 
 /* Removes the live session of user opened by pid into ret (caller session_done()s).
  * -ENOENT if there is none. */

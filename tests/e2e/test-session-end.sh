@@ -8,10 +8,16 @@
 #   grant runs out (x5) -> ssh client gone and no process of the operator left, timed from
 #   expires_at · revoke (x5), timed from the revoke returning · processes the operator left
 #   behind (setsid nohup, double fork), in a session still open and after logging out · a
-#   process that keeps changing its pid (fork, parent exits) · session-terminated audit entries · a grant that ran out while lockboxd was stopped ends its
+#   process that keeps changing its pid (fork, parent exits) · session-terminated audit entries · a grant that ran out while lockboxd was down (SIGKILL) ends its
 #   session when lockboxd starts · enabling the lockbox ends sessions admitted without a grant ·
 #   processes of other users (root, a no-role user over ssh, another operator under a grant of
-#   their own) are never touched.
+#   their own) are never touched · lockboxd holds each session in a cgroup of its own (no
+#   logind here), which the kernel reports empty within the limit and lockboxd removes · a
+#   thread-group leader that exited alone (tests/e2e/lone-leader.c) · a PAM stack without
+#   pam_loginuid · a session that closes while it is being ended, with sweeps meanwhile, is
+#   ended and audited once · six sessions ending while another operator's AccessCheck answers
+#   within pam_timeout · stopping lockboxd (SIGTERM) ends every operator session, audited
+#   "lockboxd stopped" · without a cgroup2 hierarchy an operator session is refused, audited.
 #
 # The figures (ms from expires_at / from the revoke returning) are printed as "# " lines.
 
@@ -158,16 +164,20 @@ session_running() {
 }
 
 # watch_cut USER TAG SECONDS [LATE_MS]: polls (every ~10 ms) until the ssh client of TAG has
-# exited and USER has no process left, for at most SECONDS. Sets EXIT_MS (when the client
-# exited) and GONE_MS (when no process of USER was first seen), each "" if it did not happen,
+# exited and USER has no process left (and, when WATCH_CG is set, that cgroup is empty), for
+# at most SECONDS. Sets EXIT_MS (when the client exited), GONE_MS (when no process of USER
+# was first seen) and EMPTY_MS (when WATCH_CG was first empty), each "" if it did not happen,
 # and LATE_PROCS: USER's processes as first seen after LATE_MS (wall-clock ms), for diagnostics.
 watch_cut() {
         local user=$1 tag=$2 late=${4:-0} deadline now
         deadline=$(( $(lb_now_ms) + $3 * 1000 ))
-        EXIT_MS="" GONE_MS="" LATE_PROCS=""
+        EXIT_MS="" GONE_MS="" LATE_PROCS="" EMPTY_MS=""
         while :; do
                 if [ -z "$GONE_MS" ] && no_user_procs "$user"; then
                         GONE_MS=$(lb_now_ms)
+                fi
+                if [ -n "${WATCH_CG:-}" ] && [ -z "$EMPTY_MS" ] && cgroup_empty "$WATCH_CG"; then
+                        EMPTY_MS=$(lb_now_ms)
                 fi
                 if [ -z "$GONE_MS" ] && [ "$late" -gt 0 ] && [ -z "$LATE_PROCS" ] && [ "$(lb_now_ms)" -gt "$late" ]; then
                         LATE_PROCS=$(show_user_procs "$user")
@@ -175,9 +185,45 @@ watch_cut() {
                 if [ -z "$EXIT_MS" ] && [ -s "$LB_TMP/$tag.exit" ]; then
                         EXIT_MS=$(cut -d' ' -f2 "$LB_TMP/$tag.exit")
                 fi
-                [ -n "$EXIT_MS" ] && [ -n "$GONE_MS" ] && return 0
+                [ -n "$EXIT_MS" ] && [ -n "$GONE_MS" ] && { [ -z "${WATCH_CG:-}" ] || [ -n "$EMPTY_MS" ]; } && return 0
                 now=$(lb_now_ms)
                 [ "$now" -ge "$deadline" ] && return 1
+                sleep 0.01
+        done
+}
+
+# The cgroup2 hierarchy (from mountinfo: the field after "-" is the type) and a process's
+# cgroup in it. lockboxd holds each operator session in a cgroup of its own there (no logind
+# here): <lockboxd's cgroup>/lockbox/session-<uuid>.
+CG_ROOT=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2" && $4 == "/") print $5; break } }' \
+        /proc/self/mountinfo | head -n 1)
+proc_cgroup() {
+        sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null
+}
+# cgroup_empty CG: the kernel says CG has no process (populated 0), or it is gone.
+cgroup_empty() {
+        [ ! -e "$CG_ROOT$1/cgroup.events" ] || grep -qx 'populated 0' "$CG_ROOT$1/cgroup.events" 2>/dev/null
+}
+# session_cgroup USER: the cgroup of USER's first live process ("" if none).
+session_cgroup() {
+        local p
+        p=$(user_procs "$1" | head -n 1)
+        [ -n "$p" ] && proc_cgroup "$p"
+}
+# thread_runs TID: the thread exists and is neither a zombie nor dead.
+thread_runs() {
+        local st
+        st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+        [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+# time_until SECONDS COMMAND...: polls COMMAND every ~10 ms; UNTIL_MS is when it first
+# succeeded, "" if it did not within SECONDS.
+time_until() {
+        local deadline=$(( $(lb_now_ms) + $1 * 1000 )); shift
+        UNTIL_MS=""
+        while :; do
+                if "$@"; then UNTIL_MS=$(lb_now_ms); return 0; fi
+                [ "$(lb_now_ms)" -ge "$deadline" ] && return 1
                 sleep 0.01
         done
 }
@@ -275,7 +321,7 @@ diag "bystanders: root sleep $ROOT_SLEEP; lbt-none pids $NONE_PIDS; lbt-op2 pids
 
 # ---- the grant runs out: the session is cut, timed from expires_at ---------------------------------------
 
-exit_figures=() gone_figures=()
+exit_figures=() gone_figures=() empty_figures=()
 for round in $(seq $ROUNDS); do
         tag=expiry-$round
         grant lbt-op1 4s
@@ -289,14 +335,22 @@ for round in $(seq $ROUNDS); do
                 continue
         fi
         ok 0 "round $round: an ssh session of lbt-op1 runs under it (ssh ... sleep 100)"
+        WATCH_CG=$(session_cgroup lbt-op1)
+        like "$WATCH_CG" '/lockbox/session-[0-9a-f-]{36}$' "round $round: the session is held in a cgroup of lockboxd's own"
         left=$((EXPIRES_MS - $(lb_now_ms)))
         diag "round $round: the login took $(( $(lb_now_ms) - t_open )) ms; $left ms of the grant left"
         watch_cut lbt-op1 "$tag" 10 $((EXPIRES_MS + LIMIT_MS))
         [ -n "$LATE_PROCS" ] && diag "round $round: still there $LIMIT_MS ms after expires_at: $LATE_PROCS"
         d_exit=$(delta "$EXPIRES_MS" "$EXIT_MS")
         d_gone=$(delta "$EXPIRES_MS" "$GONE_MS")
-        exit_figures+=("$d_exit") gone_figures+=("$d_gone")
-        diag "round $round: expires_at $EXPIRES -> ssh client exit $d_exit ms, no process of lbt-op1 $d_gone ms"
+        d_empty=$(delta "$EXPIRES_MS" "$EMPTY_MS")
+        exit_figures+=("$d_exit") gone_figures+=("$d_gone") empty_figures+=("$d_empty")
+        diag "round $round: expires_at $EXPIRES -> ssh client exit $d_exit ms, no process of lbt-op1 $d_gone ms, cgroup empty $d_empty ms"
+        ok "$(within "$d_empty" $LIMIT_MS; echo $?)" \
+                "round $round: the kernel reports the session's cgroup empty within $LIMIT_MS ms after expires_at ($d_empty ms)"
+        lb_wait_for 2 test ! -d "$CG_ROOT$WATCH_CG"
+        ok $? "round $round: lockboxd removes the session's cgroup once it is empty"
+        WATCH_CG=""
         ok "$(within "$d_exit" $LIMIT_MS; echo $?)" \
                 "round $round: the ssh client exits within $LIMIT_MS ms after expires_at, not before ($d_exit ms)"
         ok "$(within "$d_gone" $LIMIT_MS; echo $?)" \
@@ -307,6 +361,7 @@ for round in $(seq $ROUNDS); do
 done
 diag "grant end -> ssh client exit: $(stats "${exit_figures[@]}") (${exit_figures[*]})"
 diag "grant end -> no process of lbt-op1: $(stats "${gone_figures[@]}") (${gone_figures[*]})"
+diag "grant end -> empty session cgroup: $(stats "${empty_figures[@]}") (${empty_figures[*]})"
 
 # ---- revoke: the session is cut, timed from the revoke returning ------------------------------------------
 
@@ -423,6 +478,132 @@ lb_wait_for 15 no_user_procs lbt-op1
 pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
 wait_no_user_procs lbt-op1 5
 
+# ---- a thread-group leader that exits alone ------------------------------------------------------
+
+# Its main thread ends with SYS_exit while a second thread runs on: /proc/PID/stat shows the
+# leader as a zombie, so nothing that looks for processes by their state finds it. The
+# kernel's cgroup still holds the thread.
+cp "$abs_top_builddir/tests/e2e/lone-leader" "$LB_TMP/lone-leader" && chmod 0755 "$LB_TMP/lone-leader"
+LONE_OUT="$LB_TMP/home/lbt-op1/lone.out"
+grant lbt-op1 8s
+ok $? "lone leader: an 8 s grant is approved"
+LL_ID=$ID
+rm -f "$LONE_OUT"
+open_session lbt-op1 lone "setsid $LB_TMP/lone-leader 30 >$LONE_OUT 2>&1 </dev/null & echo started; exec sleep 100"
+ok $? "lone leader: the session runs"
+lb_wait_for 5 grep -qx started "$LONE_OUT"
+LONE_TID=$(sed -n 's/^tid //p' "$LONE_OUT" 2>/dev/null)
+LONE_PID=$(awk '/^Tgid:/ { print $2 }' "/proc/${LONE_TID:-0}/status" 2>/dev/null)
+leader_state=$(sed 's/.*) //' "/proc/${LONE_PID:-0}/stat" 2>/dev/null | cut -c1)
+ok "$([ -n "$LONE_TID" ] && [ "$LONE_TID" != "$LONE_PID" ] && thread_runs "$LONE_TID" && [ "$leader_state" = Z ]; echo $?)" \
+        "lone leader: precondition: thread $LONE_TID of process $LONE_PID runs as lbt-op1 while its leader shows Z ($leader_state)"
+LL_CG=$(proc_cgroup "$LONE_TID")
+while [ "$(lb_now_ms)" -lt $((EXPIRES_MS + LIMIT_MS)) ]; do sleep 0.1; done
+ok "$(! thread_runs "$LONE_TID"; echo $?)" "lone leader: its thread no longer runs $LIMIT_MS ms after the grant ended"
+ok "$(cgroup_empty "$LL_CG"; echo $?)" "lone leader: the session's cgroup ($LL_CG) is empty"
+terminated_checks "$LL_ID" "lone leader"
+thread_runs "$LONE_TID" && kill -KILL "$LONE_PID"
+pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
+wait_no_user_procs lbt-op1 5
+
+# ---- a PAM stack without pam_loginuid ----------------------------------------------------------------
+
+# No audit session of its own: what the operator leaves behind with setsid and a double fork
+# is tied to the login only by the cgroup lockboxd put the session in.
+sed -i '/pam_loginuid/d' /etc/pam.d/sshd
+grant lbt-op1 8s
+ok $? "no pam_loginuid: an 8 s grant is approved"
+NL_ID=$ID
+lb_ssh lbt-op1 "$LEFTOVERS"'cat /proc/self/sessionid'
+is "$SSH_RC/$SSH_OUT" "0/$listener_sid" \
+        "no pam_loginuid: precondition: the login has no audit session of its own (it has sshd's, $listener_sid)"
+lb_wait_for 5 leftovers_are 2
+is "$(count_leftovers)" 2 "no pam_loginuid: both leftovers run after the logout"
+while [ "$(lb_now_ms)" -lt $((EXPIRES_MS + LIMIT_MS)) ]; do sleep 0.1; done
+is "$(count_leftovers)" 0 "no pam_loginuid: nothing the operator left behind runs $LIMIT_MS ms after the grant ended"
+terminated_checks "$NL_ID" "no pam_loginuid"
+se_pam_stack
+pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
+wait_no_user_procs lbt-op1 5
+
+# ---- a session that closes while it is being ended: ended and audited once ---------------------------
+
+# The PAM close of a session can arrive while lockboxd is ending it, and sweeps come on
+# meanwhile (SIGHUP runs one; so does any other grant ending). Driven over the bus as the
+# module would: a root process with an audit session of its own (as pam_loginuid gives),
+# deaf to SIGHUP, with a child, opens a session; the grant is revoked, the session closes at
+# once, then sweeps. It is ended and audited exactly once.
+lb_have_bus_tool || bail "$LB_BUS_WHY_NOT"
+grant lbt-op1 1h
+ok $? "once: a 1 h grant is approved"
+ON_ID=$ID
+bash -c 'echo '"$(id -u lbt-op1)"' >/proc/self/loginuid; trap "" HUP; sleep 0.5; sleep 1002 & exec sleep 1003' \
+        </dev/null >/dev/null 2>&1 &
+ON_PID=$!
+SE_PIDS+=("$ON_PID")
+own_audit_session() {
+        [ "$(cat "/proc/$ON_PID/sessionid" 2>/dev/null)" != "$(cat /proc/self/sessionid)" ]
+}
+lb_wait_for 2 own_audit_session
+ok $? "once: precondition: pid $ON_PID has an audit session of its own"
+lb_bus root SessionOpen string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON_PID string:
+is "$BUS_RC" 0 "once: SessionOpen for pid $ON_PID is answered ($BUS_ERR)"
+# A later registration, so the first is not the newest row (whose id SQLite would hand out
+# again to a row inserted after it was deleted).
+sleep 1004 </dev/null >/dev/null 2>&1 &
+ON2_PID=$!
+SE_PIDS+=("$ON2_PID")
+lb_bus root SessionOpen string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON2_PID string:
+is "$BUS_RC" 0 "once: a second SessionOpen (pid $ON2_PID) is answered ($BUS_ERR)"
+sleep 0.7
+run lbt-appr revoke "$ON_ID"
+is "$RC" 0 "once: revoked"
+lb_bus root SessionClose string:lbt-op1 string:sshd string:127.0.0.1 string:ssh uint32:$ON_PID
+is "$BUS_RC" 0 "once: SessionClose right after the revoke is answered ($BUS_ERR)"
+for i in $(seq 10); do
+        kill -HUP "$LB_DAEMON_PID"
+        sleep 0.1
+done
+on_gone() {
+        ! kill -0 "$ON_PID" 2>/dev/null && [ -z "$(pgrep -f '^sleep 100[23]$')" ]
+}
+lb_wait_for 5 on_gone
+ok $? "once: nothing of the session is left"
+sleep 0.5
+is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ON_ID" LOCKBOX_SESSION_PID="$ON_PID" | grep -c .)" 1 \
+        "once: exactly one session-terminated entry, with a close and ten sweeps during the termination"
+is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ON_ID" LOCKBOX_SESSION_PID="$ON2_PID" | grep -c .)" 1 \
+        "once: and one for the other session"
+kill -KILL "$ON_PID" "$ON2_PID" 2>/dev/null
+
+# ---- several sessions end at once while another operator logs in ---------------------------------------
+
+lb_call_prepare || bail "cannot build lb-call"
+grant lbt-op1 1h
+ok $? "many: a 1 h grant is approved"
+MANY_ID=$ID
+for k in 1 2 3 4 5 6; do
+        open_session lbt-op1 "many-$k" "$LEFTOVERS"'echo started; exec sleep 100' || break
+done
+ok $? "many: six sessions of lbt-op1 run under it, each with two leftovers"
+as lbt-appr lockbox revoke "$MANY_ID" >/dev/null 2>&1 &
+REVOKER=$!
+call_figures=() calls_ok=0
+for k in 1 2 3 4 5 6 7 8; do
+        lb_access lbt-op2 2000
+        call_figures+=("$CALL_INNER_MS")
+        [ "$CALL_RC" = 0 ] && [[ "$CALL_OUT" == "reply true"* ]] && within "$CALL_INNER_MS" 2000 && calls_ok=$((calls_ok + 1))
+done
+wait "$REVOKER"
+is "$calls_ok" 8 "many: every AccessCheck of lbt-op2 during the terminations admits within pam_timeout (2 s)"
+diag "many: AccessCheck of lbt-op2 while six sessions end: $(stats "${call_figures[@]}") (${call_figures[*]})"
+time_until 5 no_user_procs lbt-op1
+ok $? "many: nothing of the six sessions is left"
+is "$(journal LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$MANY_ID" | grep -c .)" 6 \
+        "many: six session-terminated entries"
+pkill -KILL -u lbt-op1 --ns $$ --nslist mnt
+wait_no_user_procs lbt-op1 5
+
 # ---- the grant ends while lockboxd is stopped: cut when it starts -----------------------------------------
 
 grant lbt-op1 8s
@@ -431,7 +612,8 @@ DS_ID=$ID
 open_session lbt-op1 stopped 'echo started; exec sleep 100'
 ok $? "daemon stopped: an ssh session runs under the grant"
 old_daemon=$LB_DAEMON_PID
-lb_stop_daemon
+# A crash (SIGKILL), not a stop: stopping lockboxd ends its sessions itself (tested below).
+lb_stop_daemon KILL
 lb_forget_pid "$old_daemon"
 while [ "$(lb_now_ms)" -lt $((EXPIRES_MS + 1500)) ]; do sleep 0.1; done
 ok "$(session_running stopped; echo $?)" \
@@ -501,6 +683,60 @@ run lbt-appr revoke "$OP2_ID"
 watch_cut lbt-op2 bystander-op2 5
 ok "$([ -n "$EXIT_MS" ] && [ -n "$GONE_MS" ]; echo $?)" "lbt-op2's session ends when its own grant is revoked"
 ok "$(session_running bystander-none; echo $?)" "bystander: lbt-none's ssh session still runs after that"
+
+# ---- stopping lockboxd ends every operator session ---------------------------------------------------
+
+# No enforcer, no access: a session under a grant that still runs for an hour ends when
+# lockboxd stops, audited with the reason; users in no role keep theirs.
+grant lbt-op1 1h
+ok $? "stop: a 1 h grant is approved"
+ST_ID=$ID
+open_session lbt-op1 stop "$LEFTOVERS"'echo started; exec sleep 100'
+ok $? "stop: a session with two leftovers runs under it"
+lb_wait_for 5 leftovers_are 2
+WATCH_CG=$(session_cgroup lbt-op1)
+since=$(lb_journal_mark)
+t0=$(lb_now_ms)
+old_daemon=$LB_DAEMON_PID
+lb_stop_daemon TERM
+lb_forget_pid "$old_daemon"
+t1=$(lb_now_ms)
+is "$LB_DAEMON_STATUS" 0 "stop: lockboxd exits 0 on SIGTERM"
+watch_cut lbt-op1 stop 10
+d_gone=$(delta "$t0" "$GONE_MS")
+d_empty=$(delta "$t0" "$EMPTY_MS")
+diag "stop: SIGTERM -> lockboxd exited $((t1 - t0)) ms, no process of lbt-op1 $d_gone ms, cgroup empty $d_empty ms"
+ok "$(within "$d_gone" $LIMIT_MS; echo $?)" "stop: nothing of the session runs $LIMIT_MS ms after SIGTERM ($d_gone ms)"
+ok "$(within "$d_empty" $LIMIT_MS; echo $?)" "stop: its cgroup is empty within $LIMIT_MS ms ($d_empty ms)"
+WATCH_CG=""
+terminated_checks "$ST_ID" "stop"
+like "$(journal_since "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ST_ID" | jq -r .MESSAGE)" \
+        'terminated: lockboxd stopped$' "stop: the entry says lockboxd stopped"
+ok "$(session_running bystander-none; echo $?)" "stop: lbt-none's ssh session (no role) still runs"
+lb_start_daemon || bail "lockboxd did not start again"
+is "$(lb_state "$ST_ID")" approved "stop: the grant itself is untouched"
+
+# ---- a session lockboxd cannot hold is refused -----------------------------------------------------
+
+# Without a cgroup2 hierarchy (and no logind) nothing can hold a session as a whole: the
+# session stage refuses it (PAM_SESSION_ERR, so sshd drops the login), audited.
+old_daemon=$LB_DAEMON_PID
+lb_stop_daemon      # it holds the hierarchy open
+lb_forget_pid "$old_daemon"
+umount "$CG_ROOT" || bail "cannot unmount $CG_ROOT in the test's namespace"
+lb_start_daemon || bail "lockboxd did not start without cgroup2"
+since=$(lb_journal_mark)
+lb_ssh lbt-op1 'echo in'
+ok "$([ "$SSH_RC" != 0 ] && [ "$SSH_OUT" != in ]; echo $?)" \
+        "unheld: an operator with an active grant gets no session when it cannot be held (ssh exit $SSH_RC)"
+ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=access-denied LOCKBOX_OPERATOR=lbt-op1; echo $?)" \
+        "unheld: the refusal is audited (access-denied)"
+like "$(journal_since "$since" LOCKBOX_EVENT=access-denied LOCKBOX_OPERATOR=lbt-op1 | tail -n 1 | jq -r .MESSAGE)" \
+        'session refused: .*cgroup2' "unheld: the entry gives the reason"
+is "$(journal_since "$since" LOCKBOX_EVENT=session-open LOCKBOX_OPERATOR=lbt-op1)" "" "unheld: no session-open"
+mount -t cgroup2 cgroup2 "$CG_ROOT" || bail "cannot mount cgroup2 on $CG_ROOT again"
+lb_ssh lbt-none 'echo still here'
+is "$SSH_RC/$SSH_OUT" "0/still here" "unheld: a no-role user logs in all the same"
 
 diag "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 

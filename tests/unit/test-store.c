@@ -183,7 +183,7 @@ static void test_open_creates(void) {
         is_int(store_insert(s, &r), 0, "insert into a new database");
         is_int(file_mode(tmp_path("fresh.db-wal")), 0600, "its -wal file has mode 0600 too");
         is_raw(path, "PRAGMA journal_mode", "wal");
-        is_raw(path, "PRAGMA user_version", "2");
+        is_raw(path, "PRAGMA user_version", "3");
         is_raw(path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
                      "AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "requests_active_grant,requests_approved_expires,requests_created,requests_pending_created,"
@@ -196,7 +196,7 @@ static void test_open_creates(void) {
         is_int(store_get(s, test_id(1), &got), 0, "reopened database keeps the request");
         is_str(got.requester, "alice", "reopened request has its requester");
         request_done(&got);
-        is_raw(path, "PRAGMA user_version", "2");
+        is_raw(path, "PRAGMA user_version", "3");
         store_close(s);
         store_close(NULL);
 }
@@ -928,6 +928,8 @@ static struct lb_session make_session(const char *request_id, const char *user, 
         x.tty = strdup("ssh");
         x.rhost = strdup("192.0.2.7");
         x.logind_session = strdup("");
+        if (asprintf(&x.cgroup, "/lockbox/session-%" PRIu32, pid) < 0)
+                x.cgroup = NULL;
         return x;
 }
 
@@ -953,6 +955,7 @@ static void test_sessions(void) {
                 is_int(list[0].pid, 4242, "first session pid");
                 is_str(list[1].rhost, "192.0.2.7", "rhost kept");
                 is_str(list[0].request_id, test_id(0x500), "request id kept");
+                is_str(list[0].cgroup, "/lockbox/session-4242", "cgroup kept");
         }
         session_array_free(list, n);
         is_int(store_sessions_list(s, NULL, &list, &n), 0, "list all sessions");
@@ -961,6 +964,13 @@ static void test_sessions(void) {
                 is_str(list[2].request_id, "", "no request id reads back as empty");
         session_array_free(list, n);
 
+        is_int(store_session_find(s, "olga", 4242, &got), 0, "find session a");
+        is_int(got.id, a.id, "found the right one");
+        session_done(&got);
+        is_int(store_session_find(s, "olga", 4242, &got), 0, "finding leaves it registered (same id)");
+        is_int(got.id, a.id, "found it again under the same id");
+        session_done(&got);
+        is_int(store_session_find(s, "someone", 4242, &got), -ENOENT, "another user's pid is not found");
         is_int(store_session_take(s, "olga", 4242, &got), 0, "take session a");
         is_int(got.id, a.id, "took the right one");
         session_done(&got);
