@@ -552,7 +552,8 @@ lb_add_user() {
 
 # lb_limits_attacker FILE: writes a hostile local client (python3, stdlib only) to FILE:
 #   flood SOCKET N COUNTFILE   opens up to N authenticated connections and holds them; writes how
-#                              many it holds to COUNTFILE; then per stdin line: "check" writes how
+#                              many it holds to COUNTFILE (gives up after 20 s); then per stdin line:
+#                              "check" writes how
 #                              many lockboxd still keeps open to COUNTFILE.after, "again" opens up
 #                              to N anew and writes COUNTFILE.again; exits (closing all) at EOF.
 #   bigmsg SOCKET N SIZE PID   N connections each announce a SIZE-byte message and send all of it
@@ -561,7 +562,7 @@ lb_add_user() {
 #                              "rss KiB" of PID while holding them.
 lb_limits_attacker() {
         cat >"$1" <<'EOF'
-import os, select, socket, struct, sys
+import os, socket, struct, sys, time
 
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -587,8 +588,10 @@ def is_open(s):
 
 def flood(path, n, countfile):
     def open_many():
-        held = []
+        held, deadline = [], time.monotonic() + 20
         for _ in range(n):
+            if time.monotonic() > deadline:
+                break
             s = connect(path)
             if s:
                 held.append(s)
