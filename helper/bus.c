@@ -57,6 +57,7 @@ struct connection {
         sd_event_source *io_source;
         sd_event_source *timer;
         unsigned dispatched;            /* messages sd-bus has handed to us */
+        unsigned auth_batches;          /* authentication bytes sd-bus was let read, in batches */
         bool frame_pending;             /* a checked message sd-bus has not dispatched yet */
         bool hangup;                    /* the peer will send nothing more */
         bool closed;                    /* disconnected: freed when the pump returns */
@@ -576,13 +577,25 @@ static int connection_may_read(struct connection *c, bool ready) {
         if (!ready) {
                 const uint8_t *begin = memmem(buf, (size_t) n, "BEGIN\r\n", 7);
 
-                if (!begin)
-                        return (size_t) n >= AUTH_MAX ? -EBADMSG : 1;
+                if (!begin) {
+                        if ((size_t) n >= AUTH_MAX)
+                                return -EBADMSG;
+                        c->auth_batches++;
+                        return 1;
+                }
                 start = (size_t) (begin - buf) + 7;
                 if (start > AUTH_MAX)
                         return -EBADMSG;
-                if ((size_t) avail == start)
+                /* BEGIN alone. In the client's first batch (sd-bus pipelines AUTH … BEGIN) the
+                 * call can only follow our OK, which sd-bus writes after reading this: read it.
+                 * After an exchange (libdbus sends BEGIN once it has our OK), the call follows
+                 * at once and sd-bus would read it along: wait for it, to check it first. */
+                if ((size_t) avail == start) {
+                        if (c->auth_batches > 0)
+                                return 0;
+                        c->auth_batches++;
                         return 1;
+                }
         }
         if ((size_t) n < start + 16)
                 return 0;
@@ -606,8 +619,12 @@ static void connection_refusal_log(struct connection *c, int r) {
 
 /* Runs sd-bus on c for as long as it has something to do, letting it read only what
  * connection_may_read() allows. Frees c when it is closed. */
+#define PUMP_ROUNDS_MAX 64               /* per wake-up, so one busy peer cannot hold the loop */
+
 static void connection_pump(struct connection *c) {
-        for (unsigned rounds = 0; !c->closed && rounds < 64; rounds++) {
+        unsigned rounds;
+
+        for (rounds = 0; !c->closed && rounds < PUMP_ROUNDS_MAX; rounds++) {
                 unsigned dispatched = c->dispatched;
                 int ready, r;
 
@@ -631,15 +648,32 @@ static void connection_pump(struct connection *c) {
                         c->closed = true;
                         break;
                 }
+                /* While authenticating, sd-bus reads again right after writing a reply, so a
+                 * call sent the moment our OK arrived (libdbus does) may already sit in its
+                 * buffer, out of the socket's sight: let it dispatch that before the next
+                 * check. What it holds was read in the auth exchange, up to one read of it. */
+                if (ready == 0 && sd_bus_is_ready(c->bus) > 0)
+                        c->frame_pending = true;
                 if (c->dispatched != dispatched) {
                         c->frame_pending = false;
                         (void) sd_event_source_set_time_relative(c->timer, CONNECTION_TIMEOUT_USEC);
                         (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-                } else if (r == 0)
+                } else if (r == 0) {
+                        /* sd-bus has no whole message: the next bytes are checked again. */
+                        c->frame_pending = false;
                         break;
+                }
         }
-        if (c->closed)
+        if (c->closed) {
                 connection_free(c);
+                return;
+        }
+        /* Stopped for fairness with work left: the source is edge-triggered, so have epoll
+         * report the socket again (EPOLL_CTL_MOD re-arms it) for the next iteration. */
+        if (rounds >= PUMP_ROUNDS_MAX) {
+                (void) sd_event_source_set_io_events(c->io_source, EPOLLIN | EPOLLRDHUP | EPOLLET);
+                (void) sd_event_source_set_io_events(c->io_source, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        }
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
