@@ -4,6 +4,9 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <search.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
@@ -16,13 +19,48 @@
 #include "text.h"
 #include "util.h"
 
-#define CONNECTIONS_MAX 4096
-#define ENVIRON_MAX (128 * 1024)
+/* Connection limits. A caller is put in one of three pools at accept, from SO_PEERCRED:
+ * root (the PAM module, a root CLI), deciders (managers, approvers, admins) and everyone
+ * else. Each pool has its own cap, so no caller outside a pool can take its slots, and every
+ * uid but root has a cap of its own: a burst of one user's CLI calls fits, a flood does not. */
+#define CONNECTIONS_PER_UID_MAX 128
+static const unsigned pool_max[_BUS_POOL_MAX] = {
+        [BUS_POOL_ROOT] = 1024,
+        [BUS_POOL_DECIDER] = 512,
+        [BUS_POOL_OTHER] = 1024,
+};
+static const char *const pool_name[_BUS_POOL_MAX] = {
+        [BUS_POOL_ROOT] = "root",
+        [BUS_POOL_DECIDER] = "deciders",
+        [BUS_POOL_OTHER] = "other users",
+};
+/* A connection must complete a message this long after it was accepted or after its last
+ * message was answered, else it is closed: idle, slow or half-sent, it holds nothing longer.
+ * Every client of ours sends its call at once (the module within pam_timeout). */
+#define CONNECTION_TIMEOUT_USEC (5ULL * 1000000ULL)
+/* The largest call the protocol has is CreateRequest or a decision: a few short strings,
+ * a ticket (TEXT_TICKET_MAX) and a reason or comment (TEXT_REASON_MAX), under 2 KiB with
+ * its header; the module's strings (user, service, rhost, tty) are bounded by PAM's and
+ * the kernel's own limits. 64 KiB leaves a wide margin and still fits a socket's queue, so
+ * a whole message is waited for in the kernel's buffer, never in ours. */
+#define MESSAGE_MAX (64u * 1024u)
+#define MESSAGE_MIN 24u                 /* fixed header + one header field: the least sd-bus reads */
+#define AUTH_MAX 1024u                  /* bytes of SASL lines before BEGIN; ours send ~60 */
+#define REFUSAL_LOG_INTERVAL_USEC (10ULL * 1000000ULL)
 
 struct connection {
         struct daemon *daemon;
         sd_bus *bus;
-        bool drained;           /* bytes read along with the authentication were processed */
+        int fd;                         /* owned by bus */
+        uid_t uid;
+        enum bus_pool pool;
+        sd_event_source *io_source;
+        sd_event_source *timer;
+        unsigned dispatched;            /* messages sd-bus has handed to us */
+        unsigned auth_batches;          /* authentication bytes sd-bus was let read, in batches */
+        bool frame_pending;             /* a checked message sd-bus has not dispatched yet */
+        bool hangup;                    /* the peer will send nothing more */
+        bool closed;                    /* disconnected: freed when the pump returns */
         struct connection *prev, *next;
 };
 
@@ -37,57 +75,19 @@ static void caller_done(struct caller *c) {
         free(c->name);
 }
 
-/* The remote address of the caller's login session, for the audit: logind's
- * record where it runs, else the SSH_CONNECTION the caller's ssh session set
- * (the caller could forge that one; it is informational only). */
+/* The remote address of the caller's login session, for the audit: logind's record of it
+ * (its session files, no call into the caller's memory), else empty. */
 static void caller_ip(pid_t pid, char ip[static INET6_ADDRSTRLEN]) {
-        _cleanup_(freep) char *session = NULL, *host = NULL, *env = NULL;
-        _cleanup_(closep) int fd = -1;
-        char path[64];
+        _cleanup_(freep) char *session = NULL, *host = NULL;
         unsigned char addr[sizeof(struct in6_addr)];
-        size_t len = 0;
 
         ip[0] = '\0';
         if (pid <= 0)
                 return;
         if (sd_pid_get_session(pid, &session) >= 0 && sd_session_get_remote_host(session, &host) >= 0 &&
             host && strlen(host) < INET6_ADDRSTRLEN &&
-            (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)) {
+            (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1))
                 strcpy(ip, host);
-                return;
-        }
-
-        snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return;
-        env = malloc(ENVIRON_MAX + 1);
-        if (!env)
-                return;
-        while (len < ENVIRON_MAX) {
-                ssize_t k = read(fd, env + len, ENVIRON_MAX - len);
-                if (k <= 0)
-                        break;
-                len += (size_t) k;
-        }
-        env[len] = '\0';
-        for (size_t i = 0; i < len; i += strlen(env + i) + 1) {
-                const char *v = env + i;
-                char candidate[INET6_ADDRSTRLEN];
-                size_t n;
-
-                if (strncmp(v, "SSH_CONNECTION=", 15) != 0)
-                        continue;
-                v += 15;
-                n = strcspn(v, " ");
-                if (n == 0 || n >= sizeof(candidate))
-                        return;
-                memcpy(candidate, v, n);
-                candidate[n] = '\0';
-                if (inet_pton(AF_INET, candidate, addr) == 1 || inet_pton(AF_INET6, candidate, addr) == 1)
-                        strcpy(ip, candidate);
-                return;
-        }
 }
 
 static int caller_get(struct connection *c, sd_bus_message *m, struct caller *ret, sd_bus_error *error) {
@@ -501,6 +501,56 @@ static const sd_bus_vtable lockbox_vtable[] = {
 
 /* ---- connections ---------------------------------------------------------------------- */
 
+/* How many connections each uid holds: a tree (tsearch) keyed by uid, one node per uid
+ * with a connection, in d->connection_uids. */
+struct uid_count {
+        uid_t uid;
+        unsigned n;
+};
+
+static int uid_count_compare(const void *a, const void *b) {
+        uid_t x = ((const struct uid_count *) a)->uid, y = ((const struct uid_count *) b)->uid;
+
+        return x < y ? -1 : x > y;
+}
+
+static unsigned uid_count_get(struct daemon *d, uid_t uid) {
+        struct uid_count key = { .uid = uid };
+        void *node = tfind(&key, &d->connection_uids, uid_count_compare);
+
+        return node ? (*(struct uid_count **) node)->n : 0;
+}
+
+static int uid_count_add(struct daemon *d, uid_t uid) {
+        struct uid_count *u = calloc(1, sizeof(*u)), **node;
+
+        if (!u)
+                return -ENOMEM;
+        u->uid = uid;
+        node = tsearch(u, &d->connection_uids, uid_count_compare);
+        if (!node) {
+                free(u);
+                return -ENOMEM;
+        }
+        if (*node != u)
+                free(u);
+        (*node)->n++;
+        return 0;
+}
+
+static void uid_count_remove(struct daemon *d, uid_t uid) {
+        struct uid_count key = { .uid = uid }, *u;
+        void *node = tfind(&key, &d->connection_uids, uid_count_compare);
+
+        if (!node)
+                return;
+        u = *(struct uid_count **) node;
+        if (--u->n == 0) {
+                (void) tdelete(&key, &d->connection_uids, uid_count_compare);
+                free(u);
+        }
+}
+
 static void connection_free(struct connection *c) {
         struct daemon *d = c->daemon;
 
@@ -511,19 +561,188 @@ static void connection_free(struct connection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         d->n_connections--;
-        sd_bus_detach_event(c->bus);
+        d->connections_in_pool[c->pool]--;
+        uid_count_remove(d, c->uid);
+        sd_event_source_disable_unref(c->io_source);
+        sd_event_source_disable_unref(c->timer);
         sd_bus_close_unref(c->bus);
         free(c);
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+
         (void) m;
         (void) error;
+        c->closed = true;
+        return 0;
+}
+
+/* Every message sd-bus reads passes here first: the checked one has been dispatched. */
+static int on_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+
+        (void) m;
+        (void) error;
+        c->dispatched++;
+        return 0;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
         connection_free(userdata);
         return 0;
 }
 
-static int connection_new(struct daemon *d, int fd) {
+/* The size of the D-Bus message whose fixed header is h (endianness, type, flags, version,
+ * body length, serial, header fields length), or -EBADMSG. */
+static int64_t message_size(const uint8_t h[static 16]) {
+        uint32_t body, fields;
+
+        if ((h[0] != 'l' && h[0] != 'B') || h[3] != 1)
+                return -EBADMSG;
+        memcpy(&body, h + 4, sizeof(body));
+        memcpy(&fields, h + 12, sizeof(fields));
+        if ((h[0] == 'l') != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)) {
+                body = __builtin_bswap32(body);
+                fields = __builtin_bswap32(fields);
+        }
+        return 16 + (((int64_t) fields + 7) & ~(int64_t) 7) + (int64_t) body;
+}
+
+/* Whether sd-bus may read now. sd-bus reads a whole message into memory, allocating what
+ * its header announces (up to 128 MiB) before the body arrives, so it is let read only when
+ * the next message is complete in the socket's queue and no larger than MESSAGE_MAX; it then
+ * reads exactly that message. While authenticating, sd-bus reads past BEGIN, so the message
+ * that follows BEGIN is checked the same way and nothing may follow it.
+ * Returns 1 (read it), 0 (wait for more bytes) or -EMSGSIZE/-EBADMSG (close). */
+static int connection_may_read(struct connection *c, bool ready) {
+        uint8_t buf[AUTH_MAX + 16];
+        size_t start = 0;
+        ssize_t n;
+        int avail = 0;
+        int64_t size;
+
+        if (ioctl(c->fd, FIONREAD, &avail) < 0 || avail <= 0)
+                return 0;
+        n = recv(c->fd, buf, ready ? 16 : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0)
+                return 0;
+        if (!ready) {
+                const uint8_t *begin = memmem(buf, (size_t) n, "BEGIN\r\n", 7);
+
+                if (!begin) {
+                        if ((size_t) n >= AUTH_MAX)
+                                return -EBADMSG;
+                        c->auth_batches++;
+                        return 1;
+                }
+                start = (size_t) (begin - buf) + 7;
+                if (start > AUTH_MAX)
+                        return -EBADMSG;
+                /* BEGIN alone. In the client's first batch (sd-bus pipelines AUTH … BEGIN) the
+                 * call can only follow our OK, which sd-bus writes after reading this: read it.
+                 * After an exchange (libdbus sends BEGIN once it has our OK), the call follows
+                 * at once and sd-bus would read it along: wait for it, to check it first. */
+                if ((size_t) avail == start) {
+                        if (c->auth_batches > 0)
+                                return 0;
+                        c->auth_batches++;
+                        return 1;
+                }
+        }
+        if ((size_t) n < start + 16)
+                return 0;
+        size = message_size(buf + start);
+        if (size < 0)
+                return (int) size;
+        if (size < MESSAGE_MIN || size > MESSAGE_MAX)
+                return -EMSGSIZE;
+        if ((size_t) avail < start + (size_t) size)
+                return 0;
+        if (!ready && (size_t) avail > start + (size_t) size)
+                return -EBADMSG;
+        c->frame_pending = true;
+        return 1;
+}
+
+static void connection_refusal_log(struct connection *c, int r) {
+        fprintf(stderr, "lockboxd: closing a connection of uid %u: %s\n", (unsigned) c->uid,
+                r == -EMSGSIZE ? "message larger than any call" : "malformed message framing");
+}
+
+/* Runs sd-bus on c for as long as it has something to do, letting it read only what
+ * connection_may_read() allows. Frees c when it is closed. */
+#define PUMP_ROUNDS_MAX 64               /* per wake-up, so one busy peer cannot hold the loop */
+
+static void connection_pump(struct connection *c) {
+        unsigned rounds;
+
+        for (rounds = 0; !c->closed && rounds < PUMP_ROUNDS_MAX; rounds++) {
+                unsigned dispatched = c->dispatched;
+                int ready, r;
+
+                ready = sd_bus_is_ready(c->bus);
+                if (ready < 0)
+                        break;
+                if (!c->frame_pending) {
+                        r = connection_may_read(c, ready > 0);
+                        if (r < 0) {
+                                connection_refusal_log(c, r);
+                                c->closed = true;
+                                break;
+                        }
+                        /* Nothing to read: sd-bus still runs to write what it has queued
+                         * and to see the end of a peer that hung up. */
+                        if (r == 0 && !c->hangup && !(sd_bus_get_events(c->bus) & POLLOUT))
+                                break;
+                }
+                r = sd_bus_process(c->bus, NULL);
+                if (r < 0) {
+                        c->closed = true;
+                        break;
+                }
+                /* While authenticating, sd-bus reads again right after writing a reply, so a
+                 * call sent the moment our OK arrived (libdbus does) may already sit in its
+                 * buffer, out of the socket's sight: let it dispatch that before the next
+                 * check. What it holds was read in the auth exchange, up to one read of it. */
+                if (ready == 0 && sd_bus_is_ready(c->bus) > 0)
+                        c->frame_pending = true;
+                if (c->dispatched != dispatched) {
+                        c->frame_pending = false;
+                        (void) sd_event_source_set_time_relative(c->timer, CONNECTION_TIMEOUT_USEC);
+                        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                } else if (r == 0) {
+                        /* sd-bus has no whole message: the next bytes are checked again. */
+                        c->frame_pending = false;
+                        break;
+                }
+        }
+        if (c->closed) {
+                connection_free(c);
+                return;
+        }
+        /* Stopped for fairness with work left: the source is edge-triggered, so have epoll
+         * report the socket again (EPOLL_CTL_MOD re-arms it) for the next iteration. */
+        if (rounds >= PUMP_ROUNDS_MAX) {
+                (void) sd_event_source_set_io_events(c->io_source, EPOLLIN | EPOLLRDHUP | EPOLLET);
+                (void) sd_event_source_set_io_events(c->io_source, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct connection *c = userdata;
+
+        (void) s;
+        (void) fd;
+        if (revents & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
+                c->hangup = true;
+        connection_pump(c);
+        return 0;
+}
+
+static int connection_new(struct daemon *d, int fd, uid_t uid, enum bus_pool pool) {
         struct connection *c;
         sd_id128_t server_id;
         int r;
@@ -534,6 +753,9 @@ static int connection_new(struct daemon *d, int fd) {
                 return -ENOMEM;
         }
         c->daemon = d;
+        c->fd = fd;
+        c->uid = uid;
+        c->pool = pool;
         r = sd_bus_new(&c->bus);
         if (r < 0) {
                 close(fd);
@@ -547,18 +769,7 @@ static int connection_new(struct daemon *d, int fd) {
                 free(c);
                 return r;
         }
-        r = sd_id128_randomize(&server_id);
-        if (r >= 0)
-                r = sd_bus_set_server(c->bus, 1, server_id);
-        if (r >= 0)
-                r = sd_bus_add_object_vtable(c->bus, NULL, LB_BUS_PATH, LB_BUS_INTERFACE, lockbox_vtable, c);
-        if (r >= 0)
-                r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
-                                        "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
-        if (r >= 0)
-                r = sd_bus_start(c->bus);
-        if (r >= 0)
-                r = sd_bus_attach_event(c->bus, d->event, SD_EVENT_PRIORITY_NORMAL);
+        r = uid_count_add(d, uid);
         if (r < 0) {
                 sd_bus_close_unref(c->bus);
                 free(c);
@@ -569,11 +780,58 @@ static int connection_new(struct daemon *d, int fd) {
                 c->next->prev = c;
         d->connections = c;
         d->n_connections++;
+        d->connections_in_pool[pool]++;
+
+        r = sd_id128_randomize(&server_id);
+        if (r >= 0)
+                r = sd_bus_set_server(c->bus, 1, server_id);
+        if (r >= 0)
+                r = sd_bus_add_filter(c->bus, NULL, on_message, c);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(c->bus, NULL, LB_BUS_PATH, LB_BUS_INTERFACE, lockbox_vtable, c);
+        if (r >= 0)
+                r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local",
+                                        "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, c);
+        if (r >= 0)
+                r = sd_bus_start(c->bus);
+        /* Not sd_bus_attach_event(): sd-bus would read whenever the socket is readable. */
+        if (r >= 0)
+                r = sd_event_add_io(d->event, &c->io_source, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                    on_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, CONNECTION_TIMEOUT_USEC, 0,
+                                               on_timeout, c);
+        if (r < 0) {
+                connection_free(c);
+                return r;
+        }
+        return 0;
+}
+
+/* The pool of uid, or -EUSERS when uid or its pool has all the connections it may have. */
+static int connection_admit(struct daemon *d, uid_t uid, enum bus_pool *ret) {
+        _cleanup_(freep) char *name = NULL;
+        unsigned roles = 0;
+
+        if (uid == 0)
+                *ret = BUS_POOL_ROOT;
+        else {
+                if (uid_count_get(d, uid) >= CONNECTIONS_PER_UID_MAX)
+                        return -EUSERS;
+                if (user_name_of_uid(uid, &name) >= 0)
+                        (void) roles_of_user(d->config, name, &roles);
+                *ret = roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN) ? BUS_POOL_DECIDER : BUS_POOL_OTHER;
+        }
+        if (d->connections_in_pool[*ret] >= pool_max[*ret])
+                return -EUSERS;
         return 0;
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct daemon *d = userdata;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        enum bus_pool pool = BUS_POOL_OTHER;
         int nfd, r;
 
         (void) s;
@@ -584,46 +842,37 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         fprintf(stderr, "lockboxd: accept: %s\n", strerror(errno));
                 return 0;
         }
-        if (d->n_connections >= CONNECTIONS_MAX) {
-                fprintf(stderr, "lockboxd: too many connections, refusing one\n");
+        if (getsockopt(nfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred)) {
                 close(nfd);
                 return 0;
         }
-        r = connection_new(d, nfd);
+        r = connection_admit(d, cred.uid, &pool);
+        if (r < 0) {
+                uint64_t now = 0;
+
+                close(nfd);
+                /* Once per interval, with the count: a flood must not flood the journal too. */
+                d->connections_refused++;
+                (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+                if (now >= d->connections_refused_logged_at + REFUSAL_LOG_INTERVAL_USEC) {
+                        fprintf(stderr,
+                                "lockboxd: refused %u connection(s) over the limits (latest: uid %u; %u per uid, "
+                                "%u for %s)\n",
+                                d->connections_refused, (unsigned) cred.uid, CONNECTIONS_PER_UID_MAX,
+                                pool_max[pool], pool_name[pool]);
+                        d->connections_refused = 0;
+                        d->connections_refused_logged_at = now;
+                }
+                return 0;
+        }
+        r = connection_new(d, nfd, cred.uid, pool);
         if (r < 0)
                 fprintf(stderr, "lockboxd: cannot set up a connection: %s\n", strerror(-r));
         return 0;
 }
 
-/* sd-bus (systemd 252) reads a client's first message together with its BEGIN when the
- * client sends both in one write (dbus-send does), then waits for the socket to become
- * readable again before looking at it: the call would sit unanswered. Once a connection
- * is up, process it until it has nothing buffered. */
-static int on_post(sd_event_source *s, void *userdata) {
-        struct daemon *d = userdata;
-
-        (void) s;
-        for (struct connection *c = d->connections, *next; c; c = next) {
-                next = c->next;
-                if (c->drained || sd_bus_is_ready(c->bus) <= 0)
-                        continue;
-                c->drained = true;
-                /* The callbacks may free c (disconnect); hold the bus meanwhile. */
-                sd_bus *bus = sd_bus_ref(c->bus);
-                for (int i = 0; i < 64 && sd_bus_process(bus, NULL) > 0; i++)
-                        ;
-                sd_bus_unref(bus);
-        }
-        return 0;
-}
-
 int bus_listen(struct daemon *d) {
-        int r;
-
-        r = sd_event_add_io(d->event, &d->listen_source, d->listen_fd, EPOLLIN, on_accept, d);
-        if (r < 0)
-                return r;
-        return sd_event_add_post(d->event, NULL, on_post, d);
+        return sd_event_add_io(d->event, &d->listen_source, d->listen_fd, EPOLLIN, on_accept, d);
 }
 
 void bus_shutdown(struct daemon *d) {

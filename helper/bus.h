@@ -4,6 +4,14 @@
 
 struct daemon;
 
+/* Connections are counted and capped per pool (bus.c). */
+enum bus_pool {
+        BUS_POOL_ROOT,          /* uid 0: the PAM module, a root CLI */
+        BUS_POOL_DECIDER,       /* managers, approvers, admins */
+        BUS_POOL_OTHER,         /* operators and users in no role */
+        _BUS_POOL_MAX,
+};
+
 /* Watches the listening socket and serves each accepted connection. */
 int bus_listen(struct daemon *d);
 

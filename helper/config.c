@@ -25,6 +25,7 @@
 #define FILE_PATH_MAX (PATH_MAX - 1)
 #define REQUEST_TIMEOUT_MAX (7ULL * 24 * 3600)
 #define PAM_TIMEOUT_MAX 60ULL
+#define OPEN_REQUESTS_MAX 1000ULL
 #define VALUE_SHOWN_MAX 64              /* bytes of a bad value quoted in a message */
 #define KEY_SHOWN_MAX 64                /* bytes of an unknown key's name quoted in a message */
 #define SHOWN_BUF (VALUE_SHOWN_MAX * 4 + 4)
@@ -52,6 +53,7 @@ enum {
         KEY_NOTIFY_MAIL_TO,
         KEY_NOTIFY_SENDMAIL,
         KEY_NOTIFY_FROM,
+        KEY_MAX_OPEN_REQUESTS,
         _KEY_MAX,
 };
 
@@ -313,6 +315,19 @@ static int parse_duration(struct parse_ctx *ctx, const config_setting_t *s, cons
         return 0;
 }
 
+static int parse_count(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+        long long n;
+
+        if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+                return wrong_type(ctx, s, key, "an integer");
+        n = config_setting_get_int64(s);
+        if (n < 0 || (unsigned long long) n < k->min || (unsigned long long) n > k->max)
+                return fail(ctx, -EINVAL, line_of(s), "%s: %lld is out of range (%" PRIu64 "..%" PRIu64 ")", key, n,
+                            k->min, k->max);
+        *(unsigned *) field_of(ctx, k) = (unsigned) n;
+        return 0;
+}
+
 static int parse_tenant(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
         char buf[SHOWN_BUF];
         const char *v = NULL;
@@ -506,6 +521,8 @@ static const struct key_def root_keys[] = {
         KEY("database", KEY_DATABASE, parse_path, database, FILE_PATH_MAX),
         { "groups", KEY_GROUPS, parse_section, 0, 0, 0, group_keys },
         { "notify", KEY_NOTIFY, parse_section, 0, 0, 0, notify_keys },
+        { "max_open_requests", KEY_MAX_OPEN_REQUESTS, parse_count, offsetof(struct lb_config, max_open_requests), 1,
+          OPEN_REQUESTS_MAX, NULL },
         {},
 };
 
@@ -1053,6 +1070,7 @@ int config_defaults(struct lb_config **ret) {
                 .min_duration = 60,
                 .default_duration = 3600,
                 .pam_timeout = 2,
+                .max_open_requests = 3,
         };
         c->tenant = strdup("");
         c->operator_display_name = strdup("Microsoft Operator");

@@ -39,6 +39,7 @@ struct lb_config {
         size_t n_notify_mail_to;
         char *notify_sendmail;
         char *notify_from;
+        unsigned max_open_requests;     /* pending requests per operator */
 };
 
 /* Defaults of every key, as SPEC §7 lists them. Returns 0 or -ENOMEM. */

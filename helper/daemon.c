@@ -224,6 +224,7 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
         char dbuf[DURATION_BUF], minbuf[DURATION_BUF], maxbuf[DURATION_BUF];
         struct lb_request req = {};
         const char *why = NULL;
+        uint64_t open_requests = 0;
         int r;
 
         r = require_role(who, error);
@@ -252,6 +253,14 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
                             duration_format(d->config->max_duration, maxbuf));
         if (r < 0)
                 return fail(error, r, LB_ERROR_REFUSED, "%s", why);
+
+        r = store_count_pending(d->store, who->name, &open_requests);
+        if (r < 0)
+                return fail_store(error, r, "counting your pending requests");
+        if (open_requests >= d->config->max_open_requests)
+                return fail(error, -EUSERS, LB_ERROR_REFUSED,
+                            "you have %" PRIu64 " requests pending, the most max_open_requests allows; "
+                            "cancel one or wait for a decision", open_requests);
 
         req = (struct lb_request) {
                 .requester_uid = who->uid,

@@ -6,6 +6,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus.h"
 #include "config.h"
 #include "journal-query.h"
 #include "policy.h"
@@ -26,8 +27,16 @@ struct daemon {
         sd_event_source *sweep_timer;
         struct connection *connections; /* bus.c's list of client connections */
         unsigned n_connections;
+        unsigned connections_in_pool[_BUS_POOL_MAX];
+        void *connection_uids;          /* bus.c's connections per uid (tsearch tree) */
+        unsigned connections_refused;   /* since connections_refused_logged_at */
+        uint64_t connections_refused_logged_at;
         struct child *children;         /* notify.c's running notifiers */
         struct sessions *sessions;      /* sessions.c's holder of live operator sessions */
+        unsigned n_children;
+        struct queued *notify_queue, *notify_queue_tail; /* notify.c's notifiers waiting for a slot */
+        unsigned n_notify_queued;
+        unsigned notify_dropped;        /* since the last warning about it */
 };
 
 int daemon_new(const char *config_path, const char *socket_override, const char *database_override,

@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <syslog.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-journal.h>
 
 #include "daemon.h"
 #include "duration.h"
@@ -20,6 +22,20 @@
 #define NOTIFY_TIMEOUT_USEC (10ULL * 1000000ULL)
 #define MAIL_MAX (32 * 1024)
 #define ENV_MAX 16
+/* A request flood must not become a process flood: at most this many notifiers run at
+ * once; the others wait in a FIFO of NOTIFY_QUEUE_MAX and start as running ones end. What
+ * finds the queue full is dropped, with a warning in the journal and the count. */
+#define NOTIFY_CHILDREN_MAX 4
+#define NOTIFY_QUEUE_MAX 256
+
+/* A notifier waiting for a free slot: copies of what spawn() was given. */
+struct queued {
+        char *what;
+        char **argv;
+        char **envp;
+        char *input;
+        struct queued *next;
+};
 
 struct child {
         struct daemon *daemon;
@@ -32,6 +48,7 @@ struct child {
 
 static void child_free(struct child *c) {
         if (c->daemon) {
+                c->daemon->n_children--;
                 if (c->prev)
                         c->prev->next = c->next;
                 else
@@ -45,14 +62,18 @@ static void child_free(struct child *c) {
         free(c);
 }
 
+static void spawn_queued(struct daemon *d);
+
 static int on_child_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         struct child *c = userdata;
+        struct daemon *d = c->daemon;
 
         (void) s;
         if (si->si_code != CLD_EXITED || si->si_status != 0)
                 fprintf(stderr, "lockboxd: notifier %s failed (%s %d)\n", c->what,
                         si->si_code == CLD_EXITED ? "exit status" : "signal", si->si_status);
         child_free(c);
+        spawn_queued(d);
         return 0;
 }
 
@@ -93,7 +114,7 @@ static void child_setup(int stdin_fd) {
 }
 
 /* Starts argv[0] with envp, feeding it input (may be NULL), and watches it. */
-static void spawn(struct daemon *d, const char *what, char *const argv[], char *const envp[], const char *input) {
+static void spawn_now(struct daemon *d, const char *what, char *const argv[], char *const envp[], const char *input) {
         int pipe_fds[2] = { -1, -1 };
         struct child *c;
         pid_t pid;
@@ -142,13 +163,112 @@ static void spawn(struct daemon *d, const char *what, char *const argv[], char *
         }
         c->pid = pid;
         c->daemon = d;
+        d->n_children++;
         c->next = d->children;
         if (c->next)
                 c->next->prev = c;
         d->children = c;
 }
 
+static void strv_free_null(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+static char **strv_copy(char *const v[]) {
+        size_t n = 0;
+        char **copy;
+
+        while (v[n])
+                n++;
+        copy = calloc(n + 1, sizeof(char *));
+        if (!copy)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!(copy[i] = strdup(v[i]))) {
+                        strv_free_null(copy);
+                        return NULL;
+                }
+        return copy;
+}
+
+static void queued_free(struct queued *q) {
+        free(q->what);
+        strv_free_null(q->argv);
+        strv_free_null(q->envp);
+        free(q->input);
+        free(q);
+}
+
+static void dropped_report(struct daemon *d, const char *why) {
+        fprintf(stderr, "lockboxd: %u notification(s) dropped: %s\n", d->notify_dropped, why);
+        sd_journal_send("PRIORITY=%i", LOG_WARNING, "SYSLOG_IDENTIFIER=lockboxd",
+                        "LOCKBOX_NOTIFY_DROPPED=%u", d->notify_dropped,
+                        "MESSAGE=%u notification(s) dropped: %s", d->notify_dropped, why, NULL);
+}
+
+/* Starts what fits from the queue, oldest first. */
+static void spawn_queued(struct daemon *d) {
+        while (d->notify_queue && d->n_children < NOTIFY_CHILDREN_MAX) {
+                struct queued *q = d->notify_queue;
+
+                d->notify_queue = q->next;
+                if (!d->notify_queue)
+                        d->notify_queue_tail = NULL;
+                d->n_notify_queued--;
+                spawn_now(d, q->what, q->argv, q->envp, q->input);
+                queued_free(q);
+        }
+        if (d->notify_dropped > 0 && d->n_notify_queued < NOTIFY_QUEUE_MAX) {
+                dropped_report(d, "the notifier queue was full; it has room again");
+                d->notify_dropped = 0;
+        }
+}
+
+static void spawn(struct daemon *d, const char *what, char *const argv[], char *const envp[], const char *input) {
+        struct queued *q;
+
+        if (d->n_children < NOTIFY_CHILDREN_MAX && !d->notify_queue) {
+                spawn_now(d, what, argv, envp, input);
+                return;
+        }
+        if (d->n_notify_queued >= NOTIFY_QUEUE_MAX) {
+                if (d->notify_dropped++ == 0)
+                        dropped_report(d, "the notifier queue is full");
+                return;
+        }
+        q = calloc(1, sizeof(*q));
+        if (!q || !(q->what = strdup(what)) || !(q->argv = strv_copy(argv)) || !(q->envp = strv_copy(envp)) ||
+            (input && !(q->input = strdup(input)))) {
+                if (q)
+                        queued_free(q);
+                d->notify_dropped++;
+                dropped_report(d, "out of memory while queueing");
+                d->notify_dropped = 0;
+                return;
+        }
+        if (d->notify_queue_tail)
+                d->notify_queue_tail->next = q;
+        else
+                d->notify_queue = q;
+        d->notify_queue_tail = q;
+        d->n_notify_queued++;
+}
+
 void notify_shutdown(struct daemon *d) {
+        while (d->notify_queue) {
+                struct queued *q = d->notify_queue;
+
+                d->notify_queue = q->next;
+                queued_free(q);
+        }
+        d->notify_queue_tail = NULL;
+        if (d->n_notify_queued > 0)
+                fprintf(stderr, "lockboxd: %u queued notification(s) not sent at shutdown\n", d->n_notify_queued);
+        d->n_notify_queued = 0;
         while (d->children) {
                 struct child *c = d->children;
 

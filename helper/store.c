@@ -142,6 +142,7 @@ enum {
         STMT_DUE,
         STMT_NEXT_DEADLINE,
         STMT_COUNT_BY_STATE,
+        STMT_COUNT_PENDING,
         STMT_DELETE,
         STMT_SESSION_ADD,
         STMT_SESSION_FIND,
@@ -229,6 +230,12 @@ static const struct {
         [STMT_COUNT_BY_STATE] = {
                 "count-by-state",
                 "SELECT state, count(*) FROM requests GROUP BY state",
+        },
+        /* On every request filed: through the requester index, never a scan of the table. */
+        [STMT_COUNT_PENDING] = {
+                "count-pending",
+                "SELECT count(*) FROM requests INDEXED BY requests_requester_state "
+                "WHERE requester = ?1 AND state IN ('pending-manager', 'pending')",
         },
         [STMT_DELETE] = {
                 "delete",
@@ -1033,6 +1040,28 @@ int store_next_deadline(struct store *s, uint64_t request_timeout, int64_t *ret)
                 return -ENOENT;
 
         *ret = best;
+        return 0;
+}
+
+int store_count_pending(struct store *s, const char *requester, uint64_t *ret) {
+        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
+        int64_t n;
+        int rc;
+
+        if (!s || !requester || !ret)
+                return -EINVAL;
+
+        st = s->stmts[STMT_COUNT_PENDING];
+        rc = sqlite3_bind_text(st, 1, requester, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -EIO : errno_from_sqlite(rc);
+        n = sqlite3_column_int64(st, 0);
+        if (n < 0)
+                return -EUCLEAN;
+        *ret = (uint64_t) n;
         return 0;
 }
 

@@ -63,6 +63,9 @@ int store_due(struct store *s, int64_t pending_created_before, int64_t now, size
  * -ENOENT if nothing is pending or approved. */
 int store_next_deadline(struct store *s, uint64_t request_timeout, int64_t *ret);
 
+/* Number of requests of requester awaiting a decision (pending-manager or pending). */
+int store_count_pending(struct store *s, const char *requester, uint64_t *ret);
+
 /* Number of requests in each state. */
 int store_count_by_state(struct store *s, uint64_t counts[static _LB_STATE_MAX]);
 

@@ -61,12 +61,14 @@ is "$(journal_field LOCKBOX_IP "LOCKBOX_REQUEST_ID=$R" | sort -u | tr '\n' ' ')"
 is "$(journal "LOCKBOX_REQUEST_ID=$R" | jq -r '._UID + " " + ._PID' | sort -u)" "0 $LB_DAEMON_PID" \
    "the entries come from lockboxd, as root (trusted _UID and _PID)"
 
-# ---- the deciding user's remote address (their SSH session) lands in LOCKBOX_IP ----
+# ---- the decider's address comes from logind only, never from the caller's environment ----
+# (lockboxd reads no other process's memory: SSH_CONNECTION, which the caller could set at
+# will, is not looked at; here no logind runs, so the address is empty.)
 new lbt-op2 SR-J2; R2=$ID
 as lbt-mgr env SSH_CONNECTION="203.0.113.7 50000 192.0.2.1 22" "$LOCKBOX" -c "$LB_CONF" approve "$R2" >/dev/null
 DECISIONS+=("manager-approved $R2")
-is "$(journal_field LOCKBOX_IP LOCKBOX_EVENT=manager-approved "LOCKBOX_REQUEST_ID=$R2")" 203.0.113.7 \
-   "a decision from an SSH session: LOCKBOX_IP is the remote address"
+is "$(journal_field LOCKBOX_IP LOCKBOX_EVENT=manager-approved "LOCKBOX_REQUEST_ID=$R2")" "" \
+   "a decision with SSH_CONNECTION in its environment but no logind session: LOCKBOX_IP is empty"
 
 # ---- denied at each stage, cancelled by the requester and by an admin ----
 new lbt-op1 SR-J3; D1=$ID

@@ -252,6 +252,8 @@ lb_write_config() {
                 echo 'min_duration = "1s";'
                 echo 'default_duration = "1h";'
                 echo 'pam_timeout = "2s";'
+                # Tests file many requests per operator; test-limits.sh checks the default of 3.
+                echo 'max_open_requests = 1000;'
                 echo "socket = \"$LB_SOCKET\";"
                 echo "database = \"$LB_DATABASE\";"
                 echo 'groups = { operators = "lockbox-operators"; managers = "lockbox-managers";'
@@ -648,4 +650,98 @@ lb_audit() {
         local user=$1; shift
         journalctl --sync 2>/dev/null
         run "$user" audit "$@"
+}
+
+# ---- helpers for the limits test (added) --------------------------------------------------------
+
+# lb_limits_attacker FILE: writes a hostile local client (python3, stdlib only) to FILE:
+#   flood SOCKET N COUNTFILE   opens up to N authenticated connections and holds them; writes how
+#                              many it holds to COUNTFILE (gives up after 20 s); then per stdin line:
+#                              "check" writes how
+#                              many lockboxd still keeps open to COUNTFILE.after, "again" opens up
+#                              to N anew and writes COUNTFILE.again; exits (closing all) at EOF.
+#   bigmsg SOCKET N SIZE PID   N connections each announce a SIZE-byte message and send all of it
+#                              but the last byte; prints "dropped I AT" for each connection lockboxd
+#                              closed (AT = bytes sent), "held I" for each it did not, then
+#                              "rss KiB" of PID while holding them.
+lb_limits_attacker() {
+        cat >"$1" <<'EOF'
+import os, socket, struct, sys, time
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        s.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
+        if not s.recv(256).startswith(b"OK"):
+            raise OSError("not accepted")
+        s.sendall(b"BEGIN\r\n")
+        return s
+    except OSError:
+        s.close()
+        return None
+
+def is_open(s):
+    try:
+        return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+def flood(path, n, countfile):
+    def open_many():
+        held, deadline = [], time.monotonic() + 20
+        for _ in range(n):
+            if time.monotonic() > deadline:
+                break
+            s = connect(path)
+            if s:
+                held.append(s)
+        return held
+    def write(name, v):
+        with open(name + ".tmp", "w") as f:
+            f.write("%d\n" % v)
+        os.rename(name + ".tmp", name)
+    held = open_many()
+    write(countfile, len(held))
+    for line in sys.stdin:
+        if line.strip() == "check":
+            write(countfile + ".after", sum(1 for s in held if is_open(s)))
+        elif line.strip() == "again":
+            held += open_many()
+            write(countfile + ".again", len(held))
+
+def bigmsg(path, n, size, pid):
+    conns = [connect(path) for _ in range(n)]
+    fields = b"\x01\x01o\x00" + b"\x00" * 4
+    header = struct.pack("<BBBBIII", ord("l"), 1, 0, 1, size, 1, len(fields)) + fields
+    chunk = b"\x00" * (1 << 20)
+    for i, s in enumerate(conns):
+        if s is None:
+            print("dropped %d 0" % i)
+            continue
+        sent, want = 0, len(header) + size - 1
+        try:
+            s.settimeout(5)
+            s.sendall(header)
+            sent = len(header)
+            while sent < want:
+                k = s.send(chunk[: min(len(chunk), want - sent)])
+                sent += k
+            print("held %d" % i if is_open(s) else "dropped %d %d" % (i, sent))
+        except OSError:
+            print("dropped %d %d" % (i, sent))
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                print("rss %s" % line.split()[1])
+    sys.stdout.flush()
+
+if sys.argv[1] == "flood":
+    flood(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+else:
+    bigmsg(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+EOF
 }

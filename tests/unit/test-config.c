@@ -27,7 +27,8 @@
         "database = \"/var/lib/lockbox/lockbox.db\";\n" \
         "groups = { operators = \"lockbox-operators\"; managers = \"lockbox-managers\";\n" \
         "           approvers = \"lockbox-approvers\"; admins = \"lockbox-admins\"; };\n" \
-        "notify = { command = \"\"; mail_to = []; sendmail = \"/usr/sbin/sendmail\"; from = \"lockbox@localhost\"; };\n"
+        "notify = { command = \"\"; mail_to = []; sendmail = \"/usr/sbin/sendmail\"; from = \"lockbox@localhost\"; };\n" \
+        "max_open_requests = 3;                    # pending requests per operator\n"
 
 /* Line 1 of most cases below, so the key under test is on line 2 or later. */
 #define T "tenant = \"contoso\";\n"
@@ -147,6 +148,7 @@ static void test_spec_example(void) {
         is_int(c->n_notify_mail_to, 0, "notify.mail_to is empty");
         is_str(c->notify_sendmail, "/usr/sbin/sendmail", "notify.sendmail");
         is_str(c->notify_from, "lockbox@localhost", "notify.from");
+        is_int(c->max_open_requests, 3, "max_open_requests");
 }
 
 static void test_installed_conf(void) {
@@ -196,7 +198,8 @@ static void test_installed_conf(void) {
            streq(c->group_operators, d->group_operators) && streq(c->group_managers, d->group_managers) &&
            streq(c->group_approvers, d->group_approvers) && streq(c->group_admins, d->group_admins) &&
            streq(c->notify_command, d->notify_command) && c->n_notify_mail_to == d->n_notify_mail_to &&
-           streq(c->notify_sendmail, d->notify_sendmail) && streq(c->notify_from, d->notify_from),
+           streq(c->notify_sendmail, d->notify_sendmail) && streq(c->notify_from, d->notify_from) &&
+           c->max_open_requests == d->max_open_requests,
            "installed lockbox.conf states exactly the defaults");
 }
 
@@ -219,6 +222,7 @@ static void check_defaults(const struct lb_config *c, const char *what) {
         is_int(c->n_notify_mail_to, 0, "%s: notify.mail_to default", what);
         is_str(c->notify_sendmail, "/usr/sbin/sendmail", "%s: notify.sendmail default", what);
         is_str(c->notify_from, "lockbox@localhost", "%s: notify.from default", what);
+        is_int(c->max_open_requests, 3, "%s: max_open_requests defaults to 3", what);
 }
 
 static void test_defaults(void) {
@@ -344,6 +348,15 @@ static void test_values(void) {
         expect_loads("numeric tenant longer than an int", "tenant = \"12345678901234567890\";\n");
         expect_loads("empty mail_to list", T "notify = { mail_to = (); };\n");
         expect_loads("hex integer duration", T "pam_timeout = 0x3c;\n");
+        expect_loads("max_open_requests 1, the least", T "max_open_requests = 1;\n");
+        expect_loads("max_open_requests 1000, the most", T "max_open_requests = 1000;\n");
+        {
+                _cleanup_(config_freep) struct lb_config *m = NULL;
+
+                is_int(load_text(T "max_open_requests = 17;\n", &m, err), 0, "max_open_requests 17 loads");
+                if (m)
+                        is_int(m->max_open_requests, 17, "max_open_requests 17 is stored");
+        }
         expect_loads("from of 254 bytes", T "notify = { from = \"a@"
                      "0123456789012345678901234567890123456789012345678901234567890123"
                      "0123456789012345678901234567890123456789012345678901234567890123"
@@ -539,6 +552,11 @@ static const struct refusal refusals[] = {
         { "request_timeout 0s", T "request_timeout = \"0s\";\n", -EINVAL, 2, "request_timeout" },
         { "request_timeout above 7d", T "request_timeout = \"7d1s\";\n", -EINVAL, 2, "request_timeout" },
         { "pam_timeout 0", T "pam_timeout = 0;\n", -EINVAL, 2, "pam_timeout" },
+        { "max_open_requests 0", T "max_open_requests = 0;\n", -EINVAL, 2, "max_open_requests" },
+        { "max_open_requests negative", T "max_open_requests = -1;\n", -EINVAL, 2, "max_open_requests" },
+        { "max_open_requests above 1000", T "max_open_requests = 1001;\n", -EINVAL, 2, "max_open_requests" },
+        { "max_open_requests 64-bit", T "max_open_requests = 4294967299L;\n", -EINVAL, 2, "max_open_requests" },
+        { "max_open_requests as a string", T "max_open_requests = \"3\";\n", -EINVAL, 2, "max_open_requests" },
         { "pam_timeout above 60s", T "pam_timeout = \"1m1s\";\n", -EINVAL, 2, "pam_timeout" },
         { "min above max (max later)", T "min_duration = \"5h\";\nmax_duration = \"4h\";\n", -EINVAL, 3, "max_duration" },
         { "min above max (min later)", T "max_duration = \"4h\";\nmin_duration = \"5h\";\n", -EINVAL, 3, "min_duration" },

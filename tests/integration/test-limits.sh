@@ -1,0 +1,187 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# No local user can stop the lockbox (issue 8):
+#   - a user in no role opening as many connections as it can: the approver's revoke, the
+#     admin's status and root's AccessCheck still answer; idle connections are closed; right
+#     after the attacker leaves lockboxd answers at once,
+#   - eight half-sent 120 MiB messages: refused from their header, lockboxd's RSS stays small,
+#   - the decider's address is never read from the caller's memory (SSH_CONNECTION ignored,
+#     /proc/PID/environ never opened),
+#   - max_open_requests: the 4th pending request of an operator is refused (exit 1), by default,
+#   - a request flood runs at most 4 notifiers at once, and every notification still runs.
+# Figures are printed as diagnostics. LB_LIMITS_PARTS (default all: flood bigmsg environ open
+# notify) runs only some parts, to check each against an old build on its own.
+
+. "$abs_top_srcdir/tests/lib/harness.sh"
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+lb_setup
+lb_call_prepare || bail "lb-call is needed for AccessCheck"
+lb_write_config 'require_manager_approval = false;'
+lb_start_daemon || bail "lockboxd did not start"
+ATTACK="$LB_TMP/attack.py"
+lb_limits_attacker "$ATTACK"
+PARTS=" ${LB_LIMITS_PARTS:-flood bigmsg environ open notify} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+
+if part flood; then
+# ---- connection flood -----------------------------------------------------------------------
+
+lb_new_request lbt-op1 --duration 1h
+G=$ID
+run lbt-appr approve "$G"
+is "$RC" 0 "a grant to revoke later is approved"
+
+mkdir -p "$LB_TMP/attacker"
+chmod 1777 "$LB_TMP/attacker"
+FLOOD="$LB_TMP/attacker/flood"
+mkfifo -m 0644 "$FLOOD.go"
+as lbt-none python3 "$ATTACK" flood "$LB_SOCKET" 4096 "$FLOOD.count" <"$FLOOD.go" &
+ATTACKER=$!
+LB_PIDS+=("$ATTACKER")
+exec 8>"$FLOOD.go"
+lb_wait_for 60 test -s "$FLOOD.count"
+held=$(cat "$FLOOD.count" 2>/dev/null)
+diag "attacker in no role asked for 4096 connections, holds ${held:-?}"
+ok $([ "${held:-0}" -ge 1 ] && [ "${held:-0}" -le 128 ] && echo 0 || echo 1) \
+   "a user in no role holds at most 128 connections (holds ${held:-?})"
+
+t0=$(lb_now_ms)
+run lbt-appr revoke "$G" --comment "during the flood"
+revoke_ms=$(( $(lb_now_ms) - t0 ))
+is "$RC" 0 "during the flood the approver's revoke succeeds (${revoke_ms} ms)"
+is "$(lb_state "$G")" revoked "... and the grant is revoked"
+run lbt-admin status
+is "$RC" 0 "during the flood the admin's status succeeds"
+lb_access lbt-op1 2000
+is "$CALL_RC" 0 "during the flood root's AccessCheck answers within pam_timeout (${CALL_INNER_MS} ms)"
+diag "figures: attacker holds $held connections; revoke ${revoke_ms} ms; AccessCheck ${CALL_INNER_MS} ms"
+
+# Idle connections are closed after 5 s: the attacker sees them all end.
+sleep 6
+echo check >&8
+lb_wait_for 10 test -s "$FLOOD.count.after"
+is "$(cat "$FLOOD.count.after" 2>/dev/null)" 0 "6 s later lockboxd has closed every idle connection of the attacker"
+
+# Again, and then the attacker leaves: lockboxd answers at once.
+echo again >&8
+lb_wait_for 60 test -s "$FLOOD.count.again"
+t0=$(lb_now_ms)
+exec 8>&-
+wait "$ATTACKER"
+lb_forget_pid "$ATTACKER"
+lb_wait_for 5 as lbt-admin "$LOCKBOX" -c "$LB_CONF" status >/dev/null 2>&1
+rc=$?
+back_ms=$(( $(lb_now_ms) - t0 ))
+is "$rc" 0 "right after the attacker leaves, lockboxd answers (${back_ms} ms)"
+ok $([ "$back_ms" -lt 1000 ] && echo 0 || echo 1) "... within 1 s of the attacker leaving (${back_ms} ms)"
+diag "figure: lockboxd reachable ${back_ms} ms after the attacker left"
+
+fi
+
+if part bigmsg; then
+# ---- eight half-sent 120 MiB messages --------------------------------------------------------
+
+rss_before=$(lb_daemon_rss_kib)
+out=$(as lbt-none python3 "$ATTACK" bigmsg "$LB_SOCKET" 8 $((120 * 1024 * 1024)) "$LB_DAEMON_PID" 2>&1)
+diag "$(tr '\n' ' ' <<<"$out")"
+is "$(awk '$1 == "dropped" && $3 < 4 * 1024 * 1024 { n++ } END { print n + 0 }' <<<"$out")" 8 \
+   "each of the 8 connections announcing a 120 MiB message is closed from its header (before 4 MiB were taken)"
+rss_held=$(sed -n 's/^rss //p' <<<"$out")
+diag "figures: lockboxd RSS ${rss_before} KiB before, ${rss_held:-?} KiB while the attacker held 8 half-sent 120 MiB messages"
+ok $([ "${rss_held:-999999}" -lt $((64 * 1024)) ] && echo 0 || echo 1) \
+   "lockboxd's RSS stays under 64 MiB under the message attack (${rss_held:-?} KiB)"
+run lbt-admin status
+is "$RC" 0 "lockboxd still answers after the message attack"
+
+fi
+
+if part environ; then
+# ---- the caller's memory is never read ---------------------------------------------------------
+
+lb_new_request lbt-op2 --duration 1h
+I=$ID
+STRACE_LOG="$LB_TMP/strace.log"
+strace -f -qq -e trace=open,openat,openat2 -o "$STRACE_LOG" -p "$LB_DAEMON_PID" 2>/dev/null &
+STRACE=$!
+LB_PIDS+=("$STRACE")
+lb_wait_for 5 test -s "$STRACE_LOG" || sleep 1
+as lbt-appr env SSH_CONNECTION="203.0.113.9 50000 192.0.2.1 22" "$LOCKBOX" -c "$LB_CONF" approve "$I" >/dev/null
+rc=$?
+as root env SSH_CONNECTION="203.0.113.10 50000 192.0.2.1 22" "$LOCKBOX" -c "$LB_CONF" revoke "$I" >/dev/null
+rc2=$?
+sleep 0.5
+kill "$STRACE" 2>/dev/null; wait "$STRACE" 2>/dev/null
+lb_forget_pid "$STRACE"
+is "$rc $rc2" "0 0" "an approver and root decide with SSH_CONNECTION in their environment"
+is "$(journal_field LOCKBOX_IP LOCKBOX_EVENT=approved "LOCKBOX_REQUEST_ID=$I")$(journal_field LOCKBOX_IP LOCKBOX_EVENT=revoked "LOCKBOX_REQUEST_ID=$I")" "" \
+   "LOCKBOX_IP is not taken from the caller's environment (no logind session: empty)"
+ok $([ -e "$STRACE_LOG" ] && ! grep -q '/proc/[0-9]*/environ' "$STRACE_LOG" && echo 0 || echo 1) \
+   "lockboxd opens no /proc/PID/environ while serving callers"
+
+fi
+
+if part open; then
+# ---- max_open_requests --------------------------------------------------------------------------
+
+lb_stop_daemon
+lb_write_config 'require_manager_approval = false;'
+sed -i '/^max_open_requests/d' "$LB_CONF"       # the default, 3
+lb_start_daemon || bail "lockboxd did not restart"
+OPEN=()
+for i in 1 2 3; do
+        lb_new_request lbt-op1
+        OPEN+=("$ID")
+done
+is "${#OPEN[@]} $RC" "3 0" "an operator files 3 requests (max_open_requests defaults to 3)"
+lb_new_request lbt-op1
+lb_is_error 1 "the 4th pending request of one operator is refused: exit 1, one line"
+like "$ERR" "max_open_requests" "... and the message names max_open_requests"
+lb_new_request lbt-op2
+is "$RC" 0 "another operator may still file"
+run lbt-op1 cancel "${OPEN[0]}"
+lb_new_request lbt-op1
+is "$RC" 0 "after cancelling one, the operator may file again"
+run lbt-appr approve "$ID"
+lb_new_request lbt-op1
+is "$RC" 0 "an approved request no longer counts as pending"
+
+fi
+
+if part notify; then
+# ---- request flood: notifiers ------------------------------------------------------------------
+
+NQ="$LB_TMP/notify-cap"
+mkdir -p "$NQ/log"
+chmod 0755 "$NQ"
+chmod 1777 "$NQ/log"
+cat >"$NQ/slow" <<EOF
+#!/bin/sh
+echo "start \$(date +%s%N) \$\$" >>"$NQ/log/events"
+sleep 0.5
+echo "end \$(date +%s%N) \$\$" >>"$NQ/log/events"
+EOF
+chmod 0755 "$NQ/slow"
+lb_stop_daemon
+lb_write_config 'require_manager_approval = false;' \
+        "notify = { command = \"$NQ/slow\"; };"
+lb_start_daemon || bail "lockboxd did not restart"
+N=40
+filed=0
+t0=$(lb_now_ms)
+for i in $(seq "$N"); do
+        lb_new_request lbt-op2
+        [ "$RC" = 0 ] && filed=$((filed + 1))
+done
+file_ms=$(( $(lb_now_ms) - t0 ))
+is "$filed" "$N" "one operator files $N requests in ${file_ms} ms"
+lb_wait_for 30 sh -c "[ \$(grep -c '^end' '$NQ/log/events' 2>/dev/null) -ge $N ]"
+is "$(grep -c '^end' "$NQ/log/events")" "$N" "every one of the $N notifications ran to its end"
+peak=$(sort -k2,2n "$NQ/log/events" | awk '$1 == "start" { n++; if (n > p) p = n } $1 == "end" { n-- } END { print p + 0 }')
+diag "figure: $N requests in ${file_ms} ms, notifier children peak $peak"
+ok $([ "$peak" -le 4 ] && [ "$peak" -ge 1 ] && echo 0 || echo 1) "at most 4 notifiers ran at once (peak $peak)"
+
+fi
+
+lb_done
