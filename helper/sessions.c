@@ -456,6 +456,19 @@ static bool logind_holds(const char *cg, pid_t pid, uid_t uid, char **ret_sessio
         return true;
 }
 
+/* Is the caller uid's systemd user manager (PAM service systemd-user), in the cgroup of
+ * user@UID.service below user-UID.slice? That unit holds the manager and every --user job
+ * (systemd-run --user, timers, lingering services); moving the manager out would break it,
+ * and the user cannot move anything out of it (the slice above is root's). */
+static bool user_manager_holds(const char *cg, uid_t uid) {
+        char unit[64];
+        size_t n = strlen(cg), k;
+
+        snprintf(unit, sizeof(unit), "/user-%u.slice/user@%u.service", (unsigned) uid, (unsigned) uid);
+        k = strlen(unit);
+        return k <= n && strcmp(cg + n - k, unit) == 0;
+}
+
 static bool can_kill(const struct sessions *m, const char *cg) {
         char path[CGROUP_PATH_MAX + 32];
 
@@ -476,7 +489,7 @@ int session_hold(struct sessions *m, struct lb_session *s, uid_t uid, char **ret
                 return r < 0 ? r : -EOPNOTSUPP;
         }
 
-        if (logind_holds(previous, (pid_t) s->pid, uid, &logind_session)) {
+        if (logind_holds(previous, (pid_t) s->pid, uid, &logind_session) || user_manager_holds(previous, uid)) {
                 if (!can_kill(m, previous)) {
                         *ret_why = "the kernel cannot kill the session's scope as a whole (cgroup.kill)";
                         return -EOPNOTSUPP;

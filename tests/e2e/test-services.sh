@@ -54,6 +54,13 @@ like "$(grep pam_lockbox /etc/pam.d/common-session)" $'^session[[:space:]]+requi
         "common-session: pam_lockbox required"
 like "$(grep pam_lockbox /etc/pam.d/common-session-noninteractive)" $'^session[[:space:]]+required[[:space:]]+pam_lockbox.so' \
         "common-session-noninteractive (atd, cron): pam_lockbox required"
+# lockboxd holds a session where it finds it at the session stage; pam_systemd moves the caller
+# into its logind scope, so it must have done so already (profile Priority 0: pam-auth-update
+# orders equal priorities by name, descending, so "systemd" comes before "lockbox").
+lb_line=$(grep -n pam_lockbox /etc/pam.d/common-session | cut -d: -f1)
+sd_line=$(grep -n pam_systemd /etc/pam.d/common-session | cut -d: -f1)
+ok "$([ -z "$sd_line" ] || [ "${lb_line:-0}" -gt "$sd_line" ]; echo $?)" \
+        "common-session: pam_lockbox comes after pam_systemd (line ${lb_line:-none} > ${sd_line:-none})"
 [[ "$acct" == *"pam_unix.so"* ]]
 ok $? "common-account still has pam_unix"
 
