@@ -858,7 +858,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         fprintf(stderr,
                                 "lockboxd: refused %u connection(s) over the limits (latest: uid %u; %u per uid, "
                                 "%u for %s)\n",
-                                d->connections_refused, (unsigned) cred.uid, CONNECTIONS_PER_UID_MAX,
+                                d->connections_refused, (unsigned) cred.uid, (unsigned) CONNECTIONS_PER_UID_MAX,
                                 pool_max[pool], pool_name[pool]);
                         d->connections_refused = 0;
                         d->connections_refused_logged_at = now;

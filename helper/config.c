@@ -730,6 +730,8 @@ static int parse_text(const char *path, const char *text, size_t len, struct lb_
 
         config_init(&cfg);
 
+        if (!text)
+                return fail(&ctx, -EINVAL, 0, "no text to parse");
         nul = memchr(text, '\0', len);
         if (nul) {
                 unsigned line = 1;
@@ -806,7 +808,7 @@ static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t 
         /* O_NONBLOCK: a FIFO put in place of the file must not hang a login in open(). */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
-                int r = -errno;
+                int r = negative_errno();
 
                 if (r == -ELOOP)
                         snprintf(err, CONFIG_ERROR_MAX, "%s: is a symbolic link, refusing to follow it", path);
@@ -815,7 +817,7 @@ static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t 
                 return r;
         }
         if (fstat(fd, &st) < 0) {
-                int r = -errno;
+                int r = negative_errno();
 
                 snprintf(err, CONFIG_ERROR_MAX, "%s: cannot stat: %m", path);
                 return r;
@@ -853,7 +855,7 @@ static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t 
                 ssize_t k = read(fd, text + n, CONFIG_SIZE_MAX + 1 - n);
 
                 if (k < 0) {
-                        int r = -errno;
+                        int r = negative_errno();
 
                         if (r == -EINTR)
                                 continue;

@@ -32,7 +32,7 @@ static int own_exe(char **ret) {
 
         n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
         if (n < 0)
-                return -errno;
+                return negative_errno();
         len = (size_t) n;
         buf[len] = '\0';
         if (len > strlen(DELETED_SUFFIX) && streq(buf + len - strlen(DELETED_SUFFIX), DELETED_SUFFIX))
@@ -45,7 +45,7 @@ bool audit_entry_trusted(const char *uid, const char *exe, const char *unit, con
         if (!streq_ptr(uid, "0"))
                 return false;
         if (exe)
-                return streq(exe, own) || streq_ptr(exe, seen);
+                return streq_ptr(exe, own) || streq_ptr(exe, seen);
         return streq_ptr(unit, LOCKBOXD_UNIT);
 }
 
@@ -84,7 +84,7 @@ static char *seen_exe(sd_journal *j, const char *own) {
                 }
         }
         sd_journal_flush_matches(j);
-        if (exe && streq(exe, own)) {
+        if (streq_ptr(exe, own)) {
                 free(exe);
                 exe = NULL;
         }

@@ -72,11 +72,12 @@ static int read_small_file_at(int dirfd, const char *path, char *buf, size_t siz
         _cleanup_(closep) int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         ssize_t n;
 
+        buf[0] = '\0';
         if (fd < 0)
-                return -errno;
+                return negative_errno();
         n = read(fd, buf, size - 1);
         if (n < 0)
-                return -errno;
+                return negative_errno();
         buf[n] = '\0';
         return (int) n;
 }
@@ -237,7 +238,7 @@ static int find_cgroup2(char **ret) {
         size_t size = 0;
 
         if (!f)
-                return -errno;
+                return negative_errno();
         while (getline(&line, &size, f) > 0) {
                 char root[PATH_MAX], mountpoint[PATH_MAX], fstype[64];
                 const char *dash = strstr(line, " - ");
@@ -294,7 +295,7 @@ int sessions_new(struct daemon *d, struct sessions **ret) {
         r = find_cgroup2(&m->root);
         if (r == -ENOMEM)
                 goto fail;
-        if (r < 0) {
+        if (r < 0 || !m->root) {
                 m->unusable = "this host has no cgroup2 hierarchy to hold the session";
                 goto done;
         }

@@ -28,6 +28,10 @@ static inline void fclosep(FILE **f) {
         if (*f)
                 fclose(*f);
 }
+/* -errno after a failed call, never 0 (which a caller would take for success). */
+static inline int negative_errno(void) {
+        return errno > 0 ? -errno : -EIO;
+}
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
