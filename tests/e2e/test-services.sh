@@ -95,7 +95,7 @@ is "$RC" 1 "su to the operator after the revoke: refused again"
 MARKS=$LB_TMP/marks
 mkdir -p "$MARKS"; chmod 1777 "$MARKS"
 queue() {
-        echo "touch $MARKS/$2" | as "$1" at -M now >"$LB_TMP/at.out" 2>&1
+        (cd / && echo "touch $MARKS/$2" | as "$1" at -M now) >"$LB_TMP/at.out" 2>&1
 }
 run_atd() {  # one pass over the queue; the jobs' children are given time to finish
         timeout 30 env "${SAN_ENV[@]}" atd -s >>"$LB_TMP/atd.log" 2>&1

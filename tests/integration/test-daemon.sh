@@ -228,15 +228,15 @@ with open(sys.argv[2], "w", buffering=1) as out:
         NOTIFY_PID=$!; LB_PIDS+=("$NOTIFY_PID")
         lb_wait_for 5 test -S "$LB_TMP/notify.sock"
         NOTIFY_SOCKET=$LB_TMP/notify.sock lb_start_daemon || bail "lockboxd did not start"
-        lb_wait_for 10 grep -q READY=1 "$LB_TMP/notify.log"
+        lb_wait_for 30 grep -q READY=1 "$LB_TMP/notify.log"
         ok "$?" "sd_notify: READY=1 sent"
         kill -HUP "$LB_DAEMON_PID"
-        lb_wait_for 10 grep -q RELOADING=1 "$LB_TMP/notify.log"
+        lb_wait_for 30 grep -q RELOADING=1 "$LB_TMP/notify.log"
         ok "$?" "sd_notify: RELOADING=1 on SIGHUP"
-        lb_wait_for 10 test "$(grep -c READY=1 "$LB_TMP/notify.log")" -ge 2
-        ok "$?" "sd_notify: READY=1 again after the reload"
+        lb_wait_for 30 test "$(grep -c READY=1 "$LB_TMP/notify.log")" -ge 2
+        ok "$?" "sd_notify: READY=1 again after the reload" || sed 's/^/#   notify: /' "$LB_TMP/notify.log"
         lb_stop_daemon
-        lb_wait_for 10 grep -q STOPPING=1 "$LB_TMP/notify.log"
+        lb_wait_for 30 grep -q STOPPING=1 "$LB_TMP/notify.log"
         ok "$?" "sd_notify: STOPPING=1 on SIGTERM"
         kill "$NOTIFY_PID" 2>/dev/null
 else
