@@ -6,7 +6,7 @@
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${LB_FUZZ_BUILD_DIR:-$top/build-fuzz}
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-30}
 targets="duration text id config daemon"
 
 mkdir -p "$build"
