@@ -109,7 +109,7 @@ queue lbt-op1 during-grant
 ok $? "an operator under a grant queues an at job"
 queue lbt-op2 no-grant
 queue lbt-none no-role
-lb_wait_for 15 test "$(lb_state "$ID")" = ended
+lb_wait_until 15 '[ "$(lb_state "$ID")" = ended ]'
 is "$(lb_state "$ID")" ended "setup: the grant ended"
 mark=$(lb_journal_mark)
 run_atd

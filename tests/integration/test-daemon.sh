@@ -168,9 +168,9 @@ reloads() { journal LOCKBOX_EVENT=config-reloaded | wc -l; }
 status_enabled() { as root lockbox --socket "$LB_SOCKET" status --json 2>/dev/null | jq -r .enabled; }
 lb_write_config 'enabled = false;'
 kill -HUP "$LB_DAEMON_PID"
-lb_wait_for 5 test "$(status_enabled)" = false
+lb_wait_until 5 '[ "$(status_enabled)" = false ]'
 ok "$?" "SIGHUP with enabled = false: status --json says enabled false"
-lb_wait_for 3 test "$(reloads)" = 1
+lb_wait_until 3 '[ "$(reloads)" = 1 ]'
 ok "$?" "… a config-reloaded entry is in the journal"
 is "$(journal_field MESSAGE_ID LOCKBOX_EVENT=config-reloaded)" "$(lb_msgid config-reloaded)" "… with its MESSAGE_ID"
 is "$(journal_field LOCKBOX_EVENT LOCKBOX_EVENT=lockbox-disabled | wc -l)" 1 "… and one lockbox-disabled entry"
@@ -181,9 +181,9 @@ is "$(jq -c '[.admitted, .request_id]' <<<"$OUT")" '[true,null]' "disabled: an o
 like "$(jq -r .reason <<<"$OUT")" "disabled" "… and check says the lockbox is disabled"
 lb_write_config 'enabled = true;'
 kill -HUP "$LB_DAEMON_PID"
-lb_wait_for 5 test "$(status_enabled)" = true
+lb_wait_until 5 '[ "$(status_enabled)" = true ]'
 ok "$?" "SIGHUP with enabled = true: enabled again"
-lb_wait_for 3 test "$(journal LOCKBOX_EVENT=lockbox-enabled | wc -l)" = 1
+lb_wait_until 3 '[ "$(journal LOCKBOX_EVENT=lockbox-enabled | wc -l)" = 1 ]'
 ok "$?" "… a lockbox-enabled entry is in the journal"
 is "$(journal_field MESSAGE_ID LOCKBOX_EVENT=lockbox-enabled)" "$(lb_msgid lockbox-enabled)" "… with its MESSAGE_ID"
 is "$(reloads)" 2 "… and a second config-reloaded entry"
@@ -192,7 +192,7 @@ is "$(jq -c .admitted <<<"$OUT")" false "enabled: the operator without a grant i
 
 lb_write_config 'max_duration = "1h";'
 kill -HUP "$LB_DAEMON_PID"
-lb_wait_for 3 test "$(reloads)" = 3
+lb_wait_until 3 '[ "$(reloads)" = 3 ]'
 ok "$?" "SIGHUP with a new max_duration is reloaded"
 is "$(journal LOCKBOX_EVENT=lockbox-enabled | wc -l) $(journal LOCKBOX_EVENT=lockbox-disabled | wc -l)" "1 1" \
    "… with no enabled/disabled entry when enabled did not change"
@@ -209,7 +209,7 @@ is "$(reloads)" 3 "… and wrote no config-reloaded entry"
 like "$(cat "$LB_TMP/lockboxd.log")" "reload failed.*$LB_CONF" "… and logged why, naming the file"
 lb_write_config
 kill -HUP "$LB_DAEMON_PID"
-lb_wait_for 3 test "$(reloads)" = 4
+lb_wait_until 3 '[ "$(reloads)" = 4 ]'
 ok "$?" "a fixed config is reloaded again"
 lb_stop_daemon
 is "$LB_DAEMON_STATUS" 0 "SIGTERM after reloads: exit 0"
@@ -233,8 +233,10 @@ with open(sys.argv[2], "w", buffering=1) as out:
         kill -HUP "$LB_DAEMON_PID"
         lb_wait_for 30 grep -q RELOADING=1 "$LB_TMP/notify.log"
         ok "$?" "sd_notify: RELOADING=1 on SIGHUP"
-        lb_wait_for 30 test "$(grep -c READY=1 "$LB_TMP/notify.log")" -ge 2
-        ok "$?" "sd_notify: READY=1 again after the reload" || sed 's/^/#   notify: /' "$LB_TMP/notify.log"
+        # A function, so the count is read at each poll (not once, when the arguments are built).
+        ready_twice() { [ "$(grep -c READY=1 "$LB_TMP/notify.log")" -ge 2 ]; }
+        lb_wait_for 30 ready_twice
+        ok "$?" "sd_notify: READY=1 again after the reload"
         lb_stop_daemon
         lb_wait_for 30 grep -q STOPPING=1 "$LB_TMP/notify.log"
         ok "$?" "sd_notify: STOPPING=1 on SIGTERM"

@@ -213,7 +213,7 @@ lb_is_error 3 "cancel of an unknown 8-char prefix: exit 3"
 
 # ---- final states: nothing moves a denied, cancelled, expired, ended or revoked request ----
 is "$(lb_state "$EXP")" expired "a pending request past request_timeout is expired"
-lb_wait_for 5 test "$(lb_state "$SHORT")" = ended
+lb_wait_until 5 '[ "$(lb_state "$SHORT")" = ended ]'
 ok "$?" "a 1 s grant is ended"
 EXPECT[$SHORT]=ended
 for id in "$D1" "$C1" "$EXP" "$SHORT" "$FIRST"; do

@@ -423,6 +423,14 @@ lb_wait_for() {
         done
 }
 
+# lb_wait_until SECONDS 'SHELL-CONDITION': like lb_wait_for, for a condition that must be
+# evaluated anew at each poll, e.g. lb_wait_until 5 '[ "$(lb_state "$ID")" = ended ]'
+# (lb_wait_for 5 test "$(lb_state "$ID")" = ended would read the state only once).
+lb_wait_until() {
+        local seconds=$1 condition=$2
+        lb_wait_for "$seconds" eval "$condition"
+}
+
 # lb_new_request USER [REQUEST-OPTIONS...]: files a request as USER with a default ticket and
 # reason (options given override them); sets ID to the new id ("" if refused) and RC.
 LB_SERIAL=0
