@@ -19,21 +19,25 @@
 #include "text.h"
 #include "util.h"
 
-/* Connection limits. A caller is put in one of three pools at accept, from SO_PEERCRED:
- * root (the PAM module, a root CLI), deciders (managers, approvers, admins) and everyone
- * else. Each pool has its own cap, so no caller outside a pool can take its slots, and every
- * uid but root has a cap of its own: a burst of one user's CLI calls fits, a flood does not. */
+/* Connection limits. A caller is put in one of four pools at accept, from SO_PEERCRED:
+ * root (the PAM module, a root CLI), deciders (managers, approvers, admins), operators and
+ * users in no role. Each pool has its own cap, so no caller outside a pool can take its
+ * slots (many users in no role cannot keep operators from filing), and every uid but root
+ * has a cap of its own: a burst of one user's CLI calls fits, a flood does not. */
 #define CONNECTIONS_PER_UID_MAX 128
 static const unsigned pool_max[_BUS_POOL_MAX] = {
         [BUS_POOL_ROOT] = 1024,
         [BUS_POOL_DECIDER] = 512,
-        [BUS_POOL_OTHER] = 1024,
+        [BUS_POOL_OPERATOR] = 512,
+        [BUS_POOL_OTHER] = 256,
 };
 static const char *const pool_name[_BUS_POOL_MAX] = {
         [BUS_POOL_ROOT] = "root",
         [BUS_POOL_DECIDER] = "deciders",
-        [BUS_POOL_OTHER] = "other users",
+        [BUS_POOL_OPERATOR] = "operators",
+        [BUS_POOL_OTHER] = "users in no role",
 };
+#define ACCEPT_RETRY_USEC (100ULL * 1000ULL)  /* after EMFILE and the like */
 /* A connection must complete a message this long after it was accepted or after its last
  * message was answered, else it is closed: idle, slow or half-sent, it holds nothing longer.
  * Every client of ours sends its call at once (the module within pam_timeout). */
@@ -58,6 +62,8 @@ struct connection {
         sd_event_source *timer;
         unsigned dispatched;            /* messages sd-bus has handed to us */
         unsigned auth_batches;          /* authentication bytes sd-bus was let read, in batches */
+        size_t auth_bytes;              /* authentication bytes seen, all batches together */
+        size_t approved_bytes;          /* message bytes sd-bus was let read, all checks together */
         bool frame_pending;             /* a checked message sd-bus has not dispatched yet */
         bool hangup;                    /* the peer will send nothing more */
         bool closed;                    /* disconnected: freed when the pump returns */
@@ -632,6 +638,11 @@ static int connection_may_read(struct connection *c, bool ready) {
         if (!ready) {
                 const uint8_t *begin = memmem(buf, (size_t) n, "BEGIN\r\n", 7);
 
+                /* Counted over all batches: a peer that never says BEGIN (or never reads our
+                 * answers) gets AUTH_MAX bytes, not AUTH_MAX per batch. */
+                c->auth_bytes += begin ? (size_t) (begin - buf) + 7 : (size_t) n;
+                if (c->auth_bytes > AUTH_MAX)
+                        return -EBADMSG;
                 if (!begin) {
                         if ((size_t) n >= AUTH_MAX)
                                 return -EBADMSG;
@@ -663,13 +674,43 @@ static int connection_may_read(struct connection *c, bool ready) {
                 return 0;
         if (!ready && (size_t) avail > start + (size_t) size)
                 return -EBADMSG;
+        /* One call per connection: whatever sd-bus is let read before it dispatches one adds
+         * up to one call at most, so a peer cannot feed a huge message in checked pieces
+         * (after a read sd-bus holds part of, the next bytes are no header of their own). */
+        c->approved_bytes += (size_t) size;
+        if (c->approved_bytes > MESSAGE_MAX)
+                return -EMSGSIZE;
         c->frame_pending = true;
         return 1;
 }
 
-static void connection_refusal_log(struct connection *c, int r) {
-        fprintf(stderr, "lockboxd: closing a connection of uid %u: %s\n", (unsigned) c->uid,
-                r == -EMSGSIZE ? "message larger than any call" : "malformed message framing");
+/* One line per REFUSAL_LOG_INTERVAL_USEC at most, with the count since the last one: a flood
+ * of refused connections must not flood the journal too (lockboxd's entries are never
+ * rate-limited by journald, and a journal rotated by junk loses audit entries). */
+static void refusal_log(struct daemon *d, uid_t uid, const char *why) {
+        uint64_t now = 0;
+
+        d->connections_refused++;
+        (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+        if (d->connections_refused_logged_at != 0 &&
+            now < d->connections_refused_logged_at + REFUSAL_LOG_INTERVAL_USEC)
+                return;
+        fprintf(stderr, "lockboxd: refused or closed %u connection(s) (latest: uid %u, %s)\n",
+                d->connections_refused, (unsigned) uid, why);
+        d->connections_refused = 0;
+        d->connections_refused_logged_at = now;
+}
+
+static void connection_refuse(struct connection *c, const char *why) {
+        refusal_log(c->daemon, c->uid, why);
+        c->closed = true;
+}
+
+/* Bytes the peer sent that nobody has read yet. */
+static int bytes_waiting(const struct connection *c) {
+        int avail = 0;
+
+        return ioctl(c->fd, FIONREAD, &avail) < 0 ? 0 : avail;
 }
 
 /* Runs sd-bus on c for as long as it has something to do, letting it read only what
@@ -686,16 +727,35 @@ static void connection_pump(struct connection *c) {
                 ready = sd_bus_is_ready(c->bus);
                 if (ready < 0)
                         break;
-                if (!c->frame_pending) {
-                        r = connection_may_read(c, ready > 0);
-                        if (r < 0) {
-                                connection_refusal_log(c, r);
+                if (c->dispatched > 0) {
+                        /* One call per connection (every client of ours opens one per call):
+                         * once it is dispatched sd-bus only writes the answer, and anything
+                         * more the peer sends is never read, since sd-bus would read it
+                         * unchecked (pipelined calls whose answers pile up unread included). */
+                        if (bytes_waiting(c) > 0) {
+                                connection_refuse(c, "sent more than one call");
+                                break;
+                        }
+                        /* The answer was written (or queued) in the round that dispatched the
+                         * call; once nothing is queued, it is all out: the slot is free again. */
+                        uint64_t queued = 0;
+
+                        if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0) {
                                 c->closed = true;
                                 break;
                         }
-                        /* Nothing to read: sd-bus still runs to write what it has queued
-                         * and to see the end of a peer that hung up. */
-                        if (r == 0 && !c->hangup && !(sd_bus_get_events(c->bus) & POLLOUT))
+                } else if (!c->frame_pending) {
+                        r = connection_may_read(c, ready > 0);
+                        if (r < 0) {
+                                connection_refuse(c, r == -EMSGSIZE ? "message larger than any call"
+                                                                    : "malformed message framing");
+                                break;
+                        }
+                        /* Nothing checked to read: sd-bus may still run to write what it has
+                         * queued and to see the end of a peer that hung up, but not while
+                         * unchecked bytes wait in the socket (it would read them). */
+                        if (r == 0 && (bytes_waiting(c) > 0 ||
+                                       (!c->hangup && !(sd_bus_get_events(c->bus) & POLLOUT))))
                                 break;
                 }
                 r = sd_bus_process(c->bus, NULL);
@@ -705,8 +765,9 @@ static void connection_pump(struct connection *c) {
                 }
                 /* While authenticating, sd-bus reads again right after writing a reply, so a
                  * call sent the moment our OK arrived (libdbus does) may already sit in its
-                 * buffer, out of the socket's sight: let it dispatch that before the next
-                 * check. What it holds was read in the auth exchange, up to one read of it. */
+                 * buffer, out of the socket's sight: let it dispatch that. What it holds was
+                 * read in that one read, so it is bounded by what the peer could queue; every
+                 * later read is checked and counted against MESSAGE_MAX (approved_bytes). */
                 if (ready == 0 && sd_bus_is_ready(c->bus) > 0)
                         c->frame_pending = true;
                 if (c->dispatched != dispatched) {
@@ -808,7 +869,7 @@ static int connection_new(struct daemon *d, int fd, uid_t uid, enum bus_pool poo
         return 0;
 }
 
-/* The pool of uid, or -EUSERS when uid or its pool has all the connections it may have. */
+/* The pool of uid; -EDQUOT when uid, -EUSERS when its pool, has all the connections it may have. */
 static int connection_admit(struct daemon *d, uid_t uid, enum bus_pool *ret) {
         _cleanup_(freep) char *name = NULL;
         unsigned roles = 0;
@@ -817,14 +878,42 @@ static int connection_admit(struct daemon *d, uid_t uid, enum bus_pool *ret) {
                 *ret = BUS_POOL_ROOT;
         else {
                 if (uid_count_get(d, uid) >= CONNECTIONS_PER_UID_MAX)
-                        return -EUSERS;
+                        return -EDQUOT;
                 if (user_name_of_uid(uid, &name) >= 0)
                         (void) roles_of_user(d->config, name, &roles);
-                *ret = roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN) ? BUS_POOL_DECIDER : BUS_POOL_OTHER;
+                *ret = roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN) ? BUS_POOL_DECIDER :
+                       roles & ROLE_OPERATOR                              ? BUS_POOL_OPERATOR :
+                                                                            BUS_POOL_OTHER;
         }
         if (d->connections_in_pool[*ret] >= pool_max[*ret])
                 return -EUSERS;
         return 0;
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        (void) s;
+        (void) usec;
+        (void) sd_event_source_set_enabled(d->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Out of fds (or memory): the listening socket stays readable, so accepting at once again
+ * would spin. Stop accepting for a moment; connections wait in the backlog meanwhile. */
+static void accept_back_off(struct daemon *d, int error) {
+        int r = 0;
+
+        refusal_log(d, 0, strerror(error));
+        if (!d->accept_retry)
+                r = sd_event_add_time_relative(d->event, &d->accept_retry, CLOCK_MONOTONIC, ACCEPT_RETRY_USEC, 0,
+                                               on_accept_retry, d);
+        else
+                r = sd_event_source_set_time_relative(d->accept_retry, ACCEPT_RETRY_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->accept_retry, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                (void) sd_event_source_set_enabled(d->listen_source, SD_EVENT_OFF);
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -838,8 +927,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         (void) revents;
         nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (nfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                        fprintf(stderr, "lockboxd: accept: %s\n", strerror(errno));
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                        accept_back_off(d, errno);
+                else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        refusal_log(d, 0, strerror(errno));
                 return 0;
         }
         if (getsockopt(nfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred)) {
@@ -848,21 +939,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
         r = connection_admit(d, cred.uid, &pool);
         if (r < 0) {
-                uint64_t now = 0;
+                char why[96];
 
                 close(nfd);
-                /* Once per interval, with the count: a flood must not flood the journal too. */
-                d->connections_refused++;
-                (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-                if (now >= d->connections_refused_logged_at + REFUSAL_LOG_INTERVAL_USEC) {
-                        fprintf(stderr,
-                                "lockboxd: refused %u connection(s) over the limits (latest: uid %u; %u per uid, "
-                                "%u for %s)\n",
-                                d->connections_refused, (unsigned) cred.uid, (unsigned) CONNECTIONS_PER_UID_MAX,
-                                pool_max[pool], pool_name[pool]);
-                        d->connections_refused = 0;
-                        d->connections_refused_logged_at = now;
-                }
+                if (r == -EDQUOT)
+                        snprintf(why, sizeof(why), "over %u connections of one user", (unsigned) CONNECTIONS_PER_UID_MAX);
+                else
+                        snprintf(why, sizeof(why), "over %u connections for %s", pool_max[pool], pool_name[pool]);
+                refusal_log(d, cred.uid, why);
                 return 0;
         }
         r = connection_new(d, nfd, cred.uid, pool);
@@ -876,6 +960,7 @@ int bus_listen(struct daemon *d) {
 }
 
 void bus_shutdown(struct daemon *d) {
+        d->accept_retry = sd_event_source_disable_unref(d->accept_retry);
         while (d->connections)
                 connection_free(d->connections);
 }

@@ -8,7 +8,8 @@ struct daemon;
 enum bus_pool {
         BUS_POOL_ROOT,          /* uid 0: the PAM module, a root CLI */
         BUS_POOL_DECIDER,       /* managers, approvers, admins */
-        BUS_POOL_OTHER,         /* operators and users in no role */
+        BUS_POOL_OPERATOR,      /* operators: filing and cancelling their requests */
+        BUS_POOL_OTHER,         /* users in no role (nothing they call succeeds) */
         _BUS_POOL_MAX,
 };
 

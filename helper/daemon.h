@@ -23,6 +23,7 @@ struct daemon {
         int listen_fd;
         bool socket_bound_here;         /* we created the socket file, so we remove it */
         sd_event_source *listen_source;
+        sd_event_source *accept_retry;  /* bus.c: accepting again after running out of fds */
         sd_event_source *deadline_timer;
         sd_event_source *sweep_timer;
         struct connection *connections; /* bus.c's list of client connections */

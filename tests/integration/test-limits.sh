@@ -22,7 +22,9 @@ lb_write_config 'require_manager_approval = false;'
 lb_start_daemon || bail "lockboxd did not start"
 ATTACK="$LB_TMP/attack.py"
 lb_limits_attacker "$ATTACK"
-PARTS=" ${LB_LIMITS_PARTS:-flood bigmsg environ open notify} "
+mkdir -p "$LB_TMP/attacker"
+chmod 1777 "$LB_TMP/attacker"
+PARTS=" ${LB_LIMITS_PARTS:-flood pools protocol bigmsg environ open notify} "
 part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 if part flood; then
@@ -33,8 +35,6 @@ G=$ID
 run lbt-appr approve "$G"
 is "$RC" 0 "a grant to revoke later is approved"
 
-mkdir -p "$LB_TMP/attacker"
-chmod 1777 "$LB_TMP/attacker"
 FLOOD="$LB_TMP/attacker/flood"
 mkfifo -m 0644 "$FLOOD.go"
 as lbt-none python3 "$ATTACK" flood "$LB_SOCKET" 4096 "$FLOOD.count" <"$FLOOD.go" &
@@ -77,6 +77,59 @@ back_ms=$(( $(lb_now_ms) - t0 ))
 is "$rc" 0 "right after the attacker leaves, lockboxd answers (${back_ms} ms)"
 ok $([ "$back_ms" -lt 1000 ] && echo 0 || echo 1) "... within 1 s of the attacker leaving (${back_ms} ms)"
 diag "figure: lockboxd reachable ${back_ms} ms after the attacker left"
+
+fi
+
+if part pools; then
+# ---- many users in no role: operators keep their own pool ----------------------------------------
+
+NONE_USERS=""
+for i in $(seq 9); do
+        lb_add_user "lbt-flood$i" || bail "cannot add lbt-flood$i"
+        NONE_USERS="$NONE_USERS lbt-flood$i"
+done
+POOLS="$LB_TMP/attacker/pools"
+mkfifo "$POOLS.go"
+pool_pids=()
+for u in $NONE_USERS; do
+        as "$u" python3 "$ATTACK" flood "$LB_SOCKET" 128 "$POOLS.$u" <"$POOLS.go" &
+        pool_pids+=($!)
+done
+exec 9>"$POOLS.go"
+for u in $NONE_USERS; do
+        lb_wait_for 60 test -s "$POOLS.$u"
+done
+held=0
+for u in $NONE_USERS; do
+        held=$((held + $(cat "$POOLS.$u" 2>/dev/null || echo 0)))
+done
+diag "figure: 9 users in no role asked for 1152 connections, hold $held"
+ok $([ "$held" -le 256 ] && echo 0 || echo 1) "users in no role hold at most their pool of 256 together (hold $held)"
+lb_new_request lbt-op1
+is "$RC" 0 "while they hold them an operator still files a request (own pool)"
+[ -n "$ID" ] && as root lockbox cancel "$ID" >/dev/null
+exec 9>&-
+for p in "${pool_pids[@]}"; do
+        wait "$p"
+        lb_forget_pid "$p"
+done
+
+fi
+
+if part protocol; then
+# ---- one call per connection; refusals logged once per interval ------------------------------------
+
+out=$(as lbt-none python3 "$ATTACK" pipeline "$LB_SOCKET" 200)
+diag "200 calls pipelined on one connection: $out"
+like "$out" '^answers [01] closed 1$' \
+     "200 calls pipelined on one connection: at most the first is answered, then lockboxd closes it"
+
+lines_before=$(grep -c 'refused or closed\|closing a connection' "$LB_TMP/lockboxd.log")
+as lbt-none python3 "$ATTACK" badframes "$LB_SOCKET" 300
+lines=$(( $(grep -c 'refused or closed\|closing a connection' "$LB_TMP/lockboxd.log") - lines_before ))
+diag "figure: 300 malformed connections wrote $lines log line(s)"
+ok $([ "$lines" -le 2 ] && echo 0 || echo 1) "300 malformed connections are logged at most once per 10 s ($lines line(s))"
+
 
 fi
 

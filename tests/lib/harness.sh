@@ -668,6 +668,8 @@ lb_audit() {
 #                              "check" writes how
 #                              many lockboxd still keeps open to COUNTFILE.after, "again" opens up
 #                              to N anew and writes COUNTFILE.again; exits (closing all) at EOF.
+#   pipeline SOCKET N          N calls sent at once on one connection: prints "answers A closed C"
+#   badframes SOCKET N         N connections that each send a malformed header
 #   bigmsg SOCKET N SIZE PID   N connections each announce a SIZE-byte message and send all of it
 #                              but the last byte; prints "dropped I AT" for each connection lockboxd
 #                              closed (AT = bytes sent), "held I" for each it did not, then
@@ -747,8 +749,65 @@ def bigmsg(path, n, size, pid):
                 print("rss %s" % line.split()[1])
     sys.stdout.flush()
 
+def pad(b, a):
+    return b + b"\0" * ((-len(b)) % a)
+
+def method_call(serial, member):
+    """A D-Bus method call with no arguments to lockboxd's object, little-endian."""
+    f = b""
+    for code, sig, val in ((1, "o", "/org/lockbox/Lockbox"), (2, "s", "org.lockbox.Lockbox1"), (3, "s", member)):
+        f = pad(f, 8) + bytes([code, 1]) + sig.encode() + b"\0"
+        v = val.encode()
+        f = pad(f, 4) + struct.pack("<I", len(v)) + v + b"\0"
+    return pad(struct.pack("<BBBBIII", ord("l"), 1, 0, 1, 0, serial, len(f)) + f, 8)
+
+def pipeline(path, n):
+    """Sends n calls at once on one connection, never reading until they are all out;
+    prints the number of answers received and whether lockboxd closed the connection."""
+    s = connect(path)
+    if not s:
+        print("answers 0 closed 1")
+        return
+    s.sendall(b"".join(method_call(i + 1, "GetStatus") for i in range(n)))
+    data, closed = b"", 0
+    s.settimeout(3)
+    try:
+        while True:
+            k = s.recv(65536)
+            if not k:
+                closed = 1
+                break
+            data += k
+    except OSError as e:
+        closed = 0 if isinstance(e, socket.timeout) else 1
+    # Each answer is a method return (type 2) or an error (type 3): count their headers.
+    answers, i = 0, 0
+    while i + 16 <= len(data):
+        body, _, fields = struct.unpack_from("<III", data, i + 4)
+        if data[i] != ord("l") or data[i + 1] not in (2, 3):
+            break
+        answers += 1
+        i += 16 + ((fields + 7) & ~7) + body
+    print("answers %d closed %d" % (answers, closed))
+
+def badframes(path, n):
+    """n connections, each sending one malformed header after authenticating."""
+    for _ in range(n):
+        s = connect(path)
+        if s:
+            try:
+                s.sendall(b"X" * 16)
+                s.recv(1)
+            except OSError:
+                pass
+            s.close()
+
 if sys.argv[1] == "flood":
     flood(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+elif sys.argv[1] == "pipeline":
+    pipeline(sys.argv[2], int(sys.argv[3]))
+elif sys.argv[1] == "badframes":
+    badframes(sys.argv[2], int(sys.argv[3]))
 else:
     bigmsg(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 EOF
