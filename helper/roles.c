@@ -204,3 +204,15 @@ int user_name_of_uid(uid_t uid, char **ret) {
         *ret = name;
         return 0;
 }
+
+int user_uid_of_name(const char *name, uid_t *ret) {
+        _cleanup_(freep) char *pwbuf = NULL;
+        struct passwd pw;
+        int r;
+
+        r = passwd_lookup(name, 0, &pw, &pwbuf);
+        if (r < 0)
+                return r;
+        *ret = pw.pw_uid;
+        return 0;
+}

@@ -25,3 +25,6 @@ int user_is_operator(const struct lb_config *c, const char *user);
 
 /* The account name of uid (malloc'd). -ENOENT if none. */
 int user_name_of_uid(uid_t uid, char **ret);
+
+/* The uid of the account name. -ENOENT if none. */
+int user_uid_of_name(const char *name, uid_t *ret);

@@ -1219,22 +1219,6 @@ int store_session_find(struct store *s, const char *user, uint32_t pid, struct l
         return row_to_session(st, ret);
 }
 
-int store_session_take(struct store *s, const char *user, uint32_t pid, struct lb_session *ret) {
-        struct lb_session found = {};
-        int k;
-
-        k = store_session_find(s, user, pid, &found);
-        if (k < 0)
-                return k;
-        k = store_session_remove(s, found.id);
-        if (k < 0) {
-                session_done(&found);
-                return k;
-        }
-        *ret = found;
-        return 0;
-}
-
 int store_sessions_list(struct store *s, const char *request_id, struct lb_session **ret, size_t *ret_n) {
         _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
         struct lb_session *a = NULL;

@@ -98,9 +98,6 @@ int store_session_add(struct store *s, struct lb_session *session);
  * registered. -ENOENT if there is none. */
 int store_session_find(struct store *s, const char *user, uint32_t pid, struct lb_session *ret);
 
-/* Removes the live session of user opened by pid into ret (caller session_done()s).
- * -ENOENT if there is none. */
-int store_session_take(struct store *s, const char *user, uint32_t pid, struct lb_session *ret);
 
 /* Removes the session with this id. -ENOENT if there is none. */
 int store_session_remove(struct store *s, int64_t id);
