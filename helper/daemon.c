@@ -711,6 +711,12 @@ int daemon_reload(struct daemon *d) {
 
         (void) sd_notify(false, "RELOADING=1");
         r = config_load_source(d->config_path, &c, &source, err);
+        /* The module would dial a new socket at once while this daemon still listens on the
+         * old one: such a change needs a restart, and the reload keeps the running rules. */
+        if (r >= 0 && (!streq(c->socket, d->config->socket) || !streq(c->database, d->config->database))) {
+                snprintf(err, sizeof(err), "%s: socket and database can change only at a restart", d->config_path);
+                r = -EINVAL;
+        }
         /* The module follows the snapshot: the daemon takes the new file only if the module
          * can take it too, so both keep the same rules whatever happens. */
         if (r >= 0)
@@ -720,9 +726,6 @@ int daemon_reload(struct daemon *d) {
                 (void) sd_notify(false, "READY=1");
                 return r;
         }
-        if (!streq(c->socket, d->config->socket) || !streq(c->database, d->config->database))
-                fprintf(stderr, "lockboxd: socket and database changes take effect at restart\n");
-
         config_free(d->config);
         d->config = c;
         c = NULL;
@@ -881,20 +884,6 @@ int daemon_run(struct daemon *d) {
 
 /* ---- operator sessions ---------------------------------------------------------------------- */
 
-static int user_uid(const char *user, uid_t *ret) {
-        struct passwd pw, *result = NULL;
-        char buf[4096];
-        int r;
-
-        r = getpwnam_r(user, &pw, buf, sizeof(buf), &result);
-        if (r != 0)
-                return -r;
-        if (!result)
-                return -ENOENT;
-        *ret = pw.pw_uid;
-        return 0;
-}
-
 /* An operator session that may not open, audited as access-denied with the reason. */
 static int refuse_session(struct daemon *d, const char *user, const char *rhost, const char *why,
                           sd_bus_error *error) {
@@ -955,7 +944,7 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         /* Held before the answer, so everything the session starts is born inside. The
          * logind session the module names is not taken on its word: session_hold() asks
          * logind about the pid itself. */
-        r = user_uid(user, &uid);
+        r = user_uid_of_name(user, &uid);
         if (r >= 0)
                 r = session_hold(d->sessions, &s, uid, &previous_cgroup, &why);
         else

@@ -31,8 +31,18 @@ static int check(const char *path) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
         char err[CONFIG_ERROR_MAX];
 
+        _cleanup_(freep) char *snapshot = NULL;
+        int r;
+
         if (config_load(path, &c, err) < 0) {
                 fprintf(stderr, "lockboxd: %s\n", err);
+                return 2;
+        }
+        /* lockboxd also needs a snapshot name for the file (an absolute path, not too long). */
+        r = config_snapshot_path(path, &snapshot);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: %s: unusable as the configuration path: %s\n", path,
+                        r == -EINVAL ? "not an absolute path" : strerror(-r));
                 return 2;
         }
         return 0;

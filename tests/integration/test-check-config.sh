@@ -46,6 +46,9 @@ echo 'no_such_key = 1;' >"$LB_TMP/etc/unknown.conf"; chmod 0644 "$LB_TMP/etc/unk
 check_fails "of an unknown key" ":1: .*no_such_key" "$LB_TMP/etc/unknown.conf"
 check "$LB_CONF" extra
 is "$RC" 2 "--check-config with two paths: usage error (exit 2)"
+OUT=$(cd "$LB_TMP" && "$LOCKBOXD" --check-config "etc/lockbox.conf" 2>&1); RC=$?
+like "$RC/$OUT" "^2/lockboxd: etc/lockbox.conf: unusable as the configuration path: not an absolute path$" \
+     "--check-config of a relative path: exit 2, as lockboxd would not start with it"
 OUT=$(setpriv --reuid=lbt-none --regid=lbt-none --init-groups -- "$LOCKBOXD" --check-config "$LB_CONF" 2>&1); RC=$?
 is "$RC/$OUT" "0/" "--check-config needs no root"
 [ -z "$(ls -A /run/lockbox)" ]
@@ -89,6 +92,20 @@ is "$?" 0 "SIGHUP with a good file: reloaded"
 cmp -s "$SNAP" "$LB_CONF"
 ok $? "after the good reload the snapshot is the new file"
 is "$(admitted lbt-op2)" true "after the good reload lockboxd applies it (disabled: operator admitted)"
+
+# A new socket needs a restart: the module would dial it at once while lockboxd listens on
+# the old one, so the reload fails and the snapshot stays.
+lb_write_config
+lb_reload_daemon || bail "reload to enabled failed"
+cp "$SNAP" "$LB_TMP/snap.enabled"
+sed -i "s|^socket = .*|socket = \"$LB_TMP/run/other.sock\";|" "$LB_CONF"
+lb_reload_daemon
+is "$?" 1 "SIGHUP with another socket: the reload fails"
+like "$(grep 'reload failed' "$LB_TMP/lockboxd.log" | tail -1)" "socket and database can change only at a restart" \
+     "... and says a restart is needed"
+cmp -s "$SNAP" "$LB_TMP/snap.enabled"
+ok $? "... the snapshot keeps the socket lockboxd listens on"
+lb_write_config
 
 # A snapshot that cannot be written fails the reload: daemon and module never disagree.
 lb_write_config
