@@ -846,6 +846,10 @@ static int connection_new(struct daemon *d, int fd, uid_t uid, enum bus_pool poo
         r = sd_id128_randomize(&server_id);
         if (r >= 0)
                 r = sd_bus_set_server(c->bus, 1, server_id);
+        /* No call takes a file descriptor: refuse them, so that no peer's fd (a FUSE file
+         * whose close never returns, say) is ever ours to close. */
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(c->bus, false);
         if (r >= 0)
                 r = sd_bus_add_filter(c->bus, NULL, on_message, c);
         if (r >= 0)
