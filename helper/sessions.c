@@ -12,9 +12,11 @@
  *    the caller out of it would break logind's tracking (the scope would empty and stop).
  *    logind is told too (TerminateSession, then KillSession all SIGKILL), asynchronously on
  *    one long-lived system bus; the kill itself does not depend on that bus.
- *  - otherwise a cgroup of lockboxd's own, <lockboxd's cgroup>/lockbox/session-<uuid>, into
- *    which the PAM caller is moved before SessionOpen is answered, so every later child is
- *    born inside. (Under systemd the unit has Delegate=yes, so this subtree is lockboxd's.)
+ *  - otherwise a cgroup of lockboxd's own, into which the PAM caller is moved before
+ *    SessionOpen is answered, so every later child is born inside: under systemd
+ *    <lockbox-sessions.service's cgroup>/session-<uuid> (that unit has Delegate=yes and no
+ *    limits; below lockboxd.service, its sandbox and MemoryMax= would confine the sessions
+ *    and let them starve lockboxd), without systemd <lockboxd's cgroup>/lockbox/session-<uuid>.
  *    A logind session of another user (su from root's login) is not the operator's to end:
  *    then the caller moves into a cgroup of ours, out of that scope.
  * pam_lockbox must therefore come after pam_systemd in the session stack: a module after
@@ -60,7 +62,8 @@ struct sessions {
         struct daemon *daemon;
         char *root;                     /* the cgroup2 mount point, NULL if none */
         int root_fd;                    /* O_PATH of root */
-        char *base;                     /* our subtree, a path under root ("/lockbox") */
+        char *base;                     /* where our session cgroups go, a path under root ("/lockbox") */
+        bool base_is_unit;              /* base is lockbox-sessions.service's cgroup (systemd made it) */
         const char *unusable;           /* why sessions cannot be held (static), or NULL */
         sd_bus *bus;                    /* the system bus, for logind; opened on first need */
         struct termination *terminations;
@@ -255,6 +258,34 @@ static int find_cgroup2(char **ret) {
         return -ENOENT;
 }
 
+/* Where lockboxd makes the cgroups of the sessions it holds itself. Under systemd, not below
+ * lockboxd.service: a unit's limits (memory, tasks, devices, IP filters) apply to its whole
+ * subtree, so sessions there would be confined by lockboxd's sandbox and could starve or
+ * OOM-kill lockboxd itself. They go into the sibling unit lockbox-sessions.service
+ * (Delegate=yes, no limits, PartOf=lockboxd.service: stopping lockboxd kills them all),
+ * which must exist. Without systemd (tests), below lockboxd's own cgroup. */
+static int sessions_base(struct sessions *m, const char *own) {
+        static const char unit[] = "/lockboxd.service", sibling[] = "lockbox-sessions.service";
+        size_t n = strlen(own), k = strlen(unit);
+        struct stat st;
+
+        if (n >= k && streq(own + n - k, unit)) {
+                if (asprintf(&m->base, "%.*s/%s", (int) (n - k), own, sibling) < 0) {
+                        m->base = NULL;
+                        return -ENOMEM;
+                }
+                if (fstatat(m->root_fd, m->base + 1, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+                        return -ENOENT;
+                m->base_is_unit = true;
+                return 0;
+        }
+        if (asprintf(&m->base, "%s/lockbox", streq(own, "/") ? "" : own) < 0) {
+                m->base = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 /* Removes the empty session cgroups under our subtree that a lockboxd that was killed left
  * behind (the kernel refuses to remove one that holds anything). One made in the last
  * seconds may be on its way to receiving a session (another lockboxd: tests), so it stays. */
@@ -311,15 +342,18 @@ int sessions_new(struct daemon *d, struct sessions **ret) {
                 m->unusable = "lockboxd's own cgroup is unknown";
                 goto done;
         }
-        if (asprintf(&m->base, "%s/lockbox", streq(own, "/") ? "" : own) < 0) {
-                m->base = NULL;
-                r = -ENOMEM;
+        r = sessions_base(m, own);
+        if (r == -ENOMEM)
                 goto fail;
+        if (r < 0) {
+                m->unusable = "lockbox-sessions.service, whose cgroup holds operator sessions, is not running";
+                goto done;
         }
         remove_leftovers(m);
 done:
         if (m->unusable)
-                fprintf(stderr, "lockboxd: operator sessions can be held only by logind: %s\n", m->unusable);
+                fprintf(stderr, "lockboxd: operator sessions cannot be held, operators are refused at the session stage: %s\n",
+                        m->unusable);
         *ret = m;
         return 0;
 fail:
@@ -441,16 +475,17 @@ int session_identify(pid_t pid, uint32_t *ret_audit_session, uint64_t *ret_start
 /* Is the caller in a logind session of uid whose scope holds it? Sets *ret_session. */
 static bool logind_holds(const char *cg, pid_t pid, uid_t uid, char **ret_session) {
         _cleanup_(freep) char *session = NULL, *scope = NULL;
-        const char *leaf = strrchr(cg, '/');
         uid_t owner;
 
         if (sd_pid_get_session(pid, &session) < 0 || sd_session_get_uid(session, &owner) < 0 || owner != uid)
                 return false;
-        if (asprintf(&scope, "/session-%s.scope", session) < 0) {
+        /* The whole path, not its end: below user@UID.service the user makes cgroups of any
+         * name, and one of those must never be taken for a scope of logind's. */
+        if (asprintf(&scope, "/user.slice/user-%u.slice/session-%s.scope", (unsigned) uid, session) < 0) {
                 scope = NULL;
                 return false;
         }
-        if (!leaf || !streq(leaf, scope))
+        if (!streq(cg, scope))
                 return false;
         *ret_session = session;
         session = NULL;
@@ -458,16 +493,15 @@ static bool logind_holds(const char *cg, pid_t pid, uid_t uid, char **ret_sessio
 }
 
 /* Is the caller uid's systemd user manager (PAM service systemd-user), in the cgroup of
- * user@UID.service below user-UID.slice? That unit holds the manager and every --user job
- * (systemd-run --user, timers, lingering services); moving the manager out would break it,
- * and the user cannot move anything out of it (the slice above is root's). */
-static bool user_manager_holds(const char *cg, uid_t uid) {
-        char unit[64];
-        size_t n = strlen(cg), k;
+ * user@UID.service itself? That unit holds the manager and every --user job (systemd-run
+ * --user, timers, lingering services); moving the manager out would break it, and the user
+ * cannot move anything out of it (the slice above is root's). The whole path must match:
+ * the user makes cgroups of any name below it, "…/user-N.slice/user@N.service" included. */
+static bool user_manager_holds(const char *cg, const char *service, uid_t uid) {
+        char unit[96];
 
-        snprintf(unit, sizeof(unit), "/user-%u.slice/user@%u.service", (unsigned) uid, (unsigned) uid);
-        k = strlen(unit);
-        return k <= n && strcmp(cg + n - k, unit) == 0;
+        snprintf(unit, sizeof(unit), "/user.slice/user-%u.slice/user@%u.service", (unsigned) uid, (unsigned) uid);
+        return streq_ptr(service, "systemd-user") && streq(cg, unit);
 }
 
 static bool can_kill(const struct sessions *m, const char *cg) {
@@ -490,7 +524,7 @@ int session_hold(struct sessions *m, struct lb_session *s, uid_t uid, char **ret
                 return r < 0 ? r : -EOPNOTSUPP;
         }
 
-        if (logind_holds(previous, (pid_t) s->pid, uid, &logind_session) || user_manager_holds(previous, uid)) {
+        if (logind_holds(previous, (pid_t) s->pid, uid, &logind_session) || user_manager_holds(previous, s->service, uid)) {
                 if (!can_kill(m, previous)) {
                         *ret_why = "the kernel cannot kill the session's scope as a whole (cgroup.kill)";
                         return -EOPNOTSUPP;
@@ -510,7 +544,8 @@ int session_hold(struct sessions *m, struct lb_session *s, uid_t uid, char **ret
                 }
                 /* Another lockboxd (tests) may remove the base between the two mkdirs. */
                 for (int attempt = 0;; attempt++) {
-                        if (mkdirat(m->root_fd, m->base + 1, 0755) < 0 && errno != EEXIST) {
+                        /* The unit's cgroup is systemd's to make: never made again here. */
+                        if (!m->base_is_unit && mkdirat(m->root_fd, m->base + 1, 0755) < 0 && errno != EEXIST) {
                                 r = -errno;
                                 *ret_why = "lockboxd cannot make cgroups (is the cgroup2 hierarchy writable?)";
                                 return r;

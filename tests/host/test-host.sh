@@ -243,6 +243,19 @@ live_session_ends_on_revoke "first grant"
 out=$(ssh_as alice 'echo in' 2>&1)
 ok "$([ "$out" != in ]; echo $?)" "after the revoke the operator is refused again"
 
+# A session no logind session holds (sudo -u, whose stack has no pam_systemd; cron and at
+# alike) goes into a cgroup below lockbox-sessions.service, outside lockboxd.service's
+# limits, and a revoke ends it there.
+id=$(grant)
+out=$(cx sudo -u alice sh -c 'grep "^0::" /proc/self/cgroup' 2>&1 | grep -v 'unable to resolve host')
+ok "$([[ "$out" =~ ^0::/system.slice/lockbox-sessions.service/session-[0-9a-f-]+$ ]]; echo $?)" \
+        "sudo -u the operator under a grant is held below lockbox-sessions.service ($out)"
+cx sh -c 'sudo -u alice sleep 600 >/dev/null 2>&1 &'
+wait_for 50 cx pgrep -u alice -x sleep
+as carol lockbox revoke "$id" >/dev/null
+wait_for 30 sh -c "! nsenter -t $LEADER -a pgrep -u alice -x sleep >/dev/null"
+ok $? "the revoke ends the operator's sudo session held there"
+
 # ---- every other PAM service gates operators too (common-account, common-session) ---------------
 uid_alice=$(cx id -u alice) uid_eve=$(cx id -u eve)
 out=$(cx su -s /bin/sh alice -c 'echo in' 2>&1)

@@ -25,7 +25,7 @@ inst install
 ok $? "make install DESTDIR= succeeds"
 cmp -s "$abs_top_srcdir/conf/lockbox.conf" "$conf"
 ok $? "the first install puts the template lockbox.conf in place"
-for pair in systemdsystemunitdir:lockboxd.service systemdsystemunitdir:lockboxd.socket \
+for pair in systemdsystemunitdir:lockboxd.service systemdsystemunitdir:lockboxd.socket systemdsystemunitdir:lockbox-sessions.service \
             tmpfilesdir:lockbox.conf sysusersdir:lockbox.conf catalogdir:lockbox.catalog \
             pamconfigsdir:lockbox bashcompletiondir:lockbox; do
         dir=$(var "${pair%%:*}")
