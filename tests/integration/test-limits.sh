@@ -143,8 +143,15 @@ is "$(awk '$1 == "dropped" && $3 < 4 * 1024 * 1024 { n++ } END { print n + 0 }' 
    "each of the 8 connections announcing a 120 MiB message is closed from its header (before 4 MiB were taken)"
 rss_held=$(sed -n 's/^rss //p' <<<"$out")
 diag "figures: lockboxd RSS ${rss_before} KiB before, ${rss_held:-?} KiB while the attacker held 8 half-sent 120 MiB messages"
-ok $([ "${rss_held:-999999}" -lt $((64 * 1024)) ] && echo 0 || echo 1) \
-   "lockboxd's RSS stays under 64 MiB under the message attack (${rss_held:-?} KiB)"
+grown=$(( ${rss_held:-999999} - ${rss_before:-0} ))
+ok $([ "$grown" -lt $((8 * 1024)) ] && echo 0 || echo 1) \
+   "the message attack adds under 8 MiB to lockboxd's RSS (${grown} KiB; 960 MiB if it were read)"
+# ASan's shadow memory and quarantine (freed blocks kept for 256 MiB) make the absolute
+# figure meaningless there; what the attack adds is checked above in every build.
+if [ -z "${LB_SANITIZER_PRELOAD:-}" ]; then
+        ok $([ "${rss_held:-999999}" -lt $((64 * 1024)) ] && echo 0 || echo 1) \
+           "lockboxd's RSS stays under 64 MiB under the message attack (${rss_held:-?} KiB)"
+fi
 run lbt-admin status
 is "$RC" 0 "lockboxd still answers after the message attack"
 
