@@ -245,12 +245,15 @@ ok "$([ "$out" != in ]; echo $?)" "after the revoke the operator is refused agai
 
 # A session no logind session holds (sudo -u, whose stack has no pam_systemd; cron and at
 # alike) goes into a cgroup below lockbox-sessions.service, outside lockboxd.service's
-# limits, and a revoke ends it there.
+# limits, and a revoke ends it there. sudo runs in a unit of the container's own (cx's
+# nsenter leaves a process in a cgroup outside the container's view, which lockboxd
+# rightly cannot hold).
 id=$(grant)
-out=$(cx sudo -u alice sh -c 'grep "^0::" /proc/self/cgroup' 2>&1 | grep -v 'unable to resolve host')
+out=$(cx systemd-run -q --wait --pipe sudo -u alice sh -c 'grep "^0::" /proc/self/cgroup' 2>&1 |
+      grep -v 'unable to resolve host')
 ok "$([[ "$out" =~ ^0::/system.slice/lockbox-sessions.service/session-[0-9a-f-]+$ ]]; echo $?)" \
         "sudo -u the operator under a grant is held below lockbox-sessions.service ($out)"
-cx sh -c 'sudo -u alice sleep 600 >/dev/null 2>&1 &'
+cx systemd-run -q sudo -u alice sleep 600
 wait_for 50 cx pgrep -u alice -x sleep
 as carol lockbox revoke "$id" >/dev/null
 wait_for 30 sh -c "! nsenter -t $LEADER -a pgrep -u alice -x sleep >/dev/null"
@@ -306,11 +309,31 @@ ok $? "the refusals of cron and atd are audited"
 as alice crontab -r
 
 # ---- socket activation, systemctl -----------------------------------------------------------------
+# No enforcer, no access: with the socket still listening, stopping lockboxd ends every
+# operator session, the one logind holds and the one held below lockbox-sessions.service.
+id=$(grant)
+ssh_as alice 'exec sleep 600' 2>/dev/null &
+ssh_pid=$!
+cx systemd-run -q sudo -u alice sleep 700
+wait_for 100 sh -c "nsenter -t $LEADER -a pgrep -u alice -fx 'sleep 600' >/dev/null &&
+                    nsenter -t $LEADER -a pgrep -u alice -fx 'sleep 700' >/dev/null"
+ok $? "stop: under a grant the operator has an ssh session and a sudo session"
+t0=$(date +%s%N)
 cx systemctl stop lockboxd.service
+wait_for 20 sh -c "! nsenter -t $LEADER -a pgrep -u alice >/dev/null"
+ok $? "systemctl stop lockboxd.service ends every operator process within 2 s ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+! cx systemctl is-active -q lockbox-sessions.service
+ok $? "... and stops lockbox-sessions.service with it"
+cx journalctl -q -o cat -u lockboxd.service LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$id" |
+        grep -q 'lockboxd stopped'
+ok $? "... audited as session-terminated: lockboxd stopped"
+kill -KILL "$ssh_pid" 2>/dev/null; wait "$ssh_pid" 2>/dev/null
 ! cx systemctl is-active -q lockboxd.service && cx systemctl is-active -q lockboxd.socket
 ok $? "systemctl stop lockboxd.service leaves the socket listening"
 cx lockbox status >/dev/null && cx systemctl is-active -q lockboxd.service
 ok $? "the first use starts lockboxd through the socket"
+as carol lockbox revoke "$id" >/dev/null
+ok $? "the grant outlived the stop and is revoked now"
 cx systemctl stop lockboxd.socket lockboxd.service
 ! cx test -e /run/lockbox/lockbox.sock
 ok $? "stopping the socket removes the socket file (RemoveOnStop=)"
