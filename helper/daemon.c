@@ -796,6 +796,14 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
         r = open_store(d);
         if (r < 0)
                 goto fail;
+        /* From the moment the socket exists a stop must be clean: a SIGTERM that comes
+         * before the event loop watches for it waits, blocked, instead of killing us. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);      /* notifiers are watched through sd-event */
+        sigprocmask(SIG_BLOCK, &mask, NULL);
         r = open_socket(d);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: cannot set up the socket: %s\n", strerror(-r));
@@ -813,12 +821,6 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
         r = sd_event_default(&d->event);
         if (r < 0)
                 goto fail;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGCHLD);      /* notifiers are watched through sd-event */
-        sigprocmask(SIG_BLOCK, &mask, NULL);
         r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         if (r >= 0)
                 r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
