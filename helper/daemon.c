@@ -68,8 +68,17 @@ static int op_delete_request(struct store *s, const void *id) {
         return store_delete(s, id);
 }
 
-static int op_restore_request(struct store *s, const void *req) {
-        return store_update(s, req);
+/* A decision to take back: the row goes back to before, if it is still in the state
+ * the decision gave it. */
+struct restore {
+        const struct lb_request *before;
+        enum lb_state decided;
+};
+
+static int op_restore_request(struct store *s, const void *arg) {
+        const struct restore *x = arg;
+
+        return store_transition(s, x->before, x->decided);
 }
 
 static int op_forget_session(struct store *s, const void *id) {
@@ -158,12 +167,17 @@ int daemon_settle(struct daemon *d) {
                 r = store_begin(d->store);
                 for (size_t i = 0; r >= 0 && i < n; i++) {
                         int next = policy_due(d->config, &due[i], now);
+                        enum lb_state was = due[i].state;
 
                         if (next < 0)
                                 continue;
                         due[i].state = (enum lb_state) next;
-                        r = store_update(d->store, &due[i]);
-                        if (r >= 0)
+                        r = store_transition(d->store, &due[i], was);
+                        if (r == -ESTALE || r == -ENOENT) {
+                                /* Settled or decided by someone else meanwhile: theirs to audit. */
+                                due[i].state = was;
+                                r = 0;
+                        } else if (r >= 0)
                                 changed++;
                 }
                 if (r >= 0)
@@ -398,14 +412,21 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
 
         r = store_begin(d->store);
         if (r >= 0)
-                r = store_update(d->store, &req);
+                r = store_transition(d->store, &req, before.state);
         if (r >= 0)
                 r = store_commit(d->store);
         if (r < 0) {
+                int k;
+
                 (void) store_rollback(d->store);
+                if (r == -ESTALE || r == -ENOENT)
+                        k = fail(error, r, LB_ERROR_REFUSED, "cannot %s request %s: it was decided or ran out meanwhile",
+                                 action_to_string(action), req.id);
+                else
+                        k = fail_store(error, r, "recording the decision");
                 request_done(&req);
                 request_done(&before);
-                return fail_store(error, r, "recording the decision");
+                return k;
         }
 
         by_requester = action == ACTION_CANCEL && who->uid == req.requester_uid;
@@ -426,7 +447,8 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
                 .message = message,
         });
         if (r < 0) {
-                undo(d, undo_in_transaction(d, op_restore_request, &before), "the decision on", req.id);
+                undo(d, undo_in_transaction(d, op_restore_request, &(struct restore) { &before, req.state }),
+                     "the decision on", req.id);
                 request_done(&req);
                 request_done(&before);
                 return fail_audit(error, r);
