@@ -13,7 +13,9 @@
 #include <systemd/sd-login.h>
 
 #include "bus.h"
+#include "access.h"
 #include "daemon.h"
+#include "requests.h"
 #include "protocol.h"
 #include "roles.h"
 #include "text.h"
