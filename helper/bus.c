@@ -277,7 +277,6 @@ static int method_get_request(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        (void) daemon_settle(c->daemon);
         r = daemon_lookup(c->daemon, &who.who, id, &req, error);
         if (r < 0)
                 return r;
@@ -416,7 +415,6 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return r;
         if (who.who.roles == 0)
                 return sd_bus_error_set(error, LB_ERROR_REFUSED, "you have no lockbox role");
-        (void) daemon_settle(c->daemon);
         r = store_count_by_state(c->daemon->store, counts);
         if (r < 0)
                 return sd_bus_error_setf(error, LB_ERROR_FAILED, "store error while counting: %s", strerror(-r));

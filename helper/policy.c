@@ -151,6 +151,12 @@ bool policy_may_see(const struct lb_caller *who, const struct lb_request *r) {
         return (who->roles & ROLE_OPERATOR) && is_requester(who, r);
 }
 
+enum lb_state policy_state_at(const struct lb_config *c, const struct lb_request *r, int64_t now) {
+        int due = policy_due(c, r, now);
+
+        return due >= 0 ? (enum lb_state) due : r->state;
+}
+
 int policy_due(const struct lb_config *c, const struct lb_request *r, int64_t now) {
         switch (r->state) {
         case LB_STATE_PENDING_MANAGER:

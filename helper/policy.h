@@ -52,4 +52,9 @@ bool policy_sees_all(const struct lb_caller *who);
  * -1 if nothing is due. */
 int policy_due(const struct lb_config *c, const struct lb_request *r, int64_t now);
 
+/* The state r is in at now: the one a due transition gives it (expired, ended), else
+ * the stored one. Decisions are taken on it, so that none depends on the deadline
+ * timer having run, and none needs to write the store before it reads. */
+enum lb_state policy_state_at(const struct lb_config *c, const struct lb_request *r, int64_t now);
+
 const char *action_to_string(enum lb_action a);

@@ -46,9 +46,14 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* State changes come from this timer, never from a read: so that a read never sees a
+ * request whose time has run out in its old state, the timer fires on time (1 µs
+ * accuracy) and runs before any call the same loop iteration would dispatch. */
 int daemon_deadline_timer_add(struct daemon *d) {
-        int r = sd_event_add_time(d->event, &d->deadline_timer, CLOCK_REALTIME, 0, 1000, on_deadline, d);
+        int r = sd_event_add_time(d->event, &d->deadline_timer, CLOCK_REALTIME, 0, 1, on_deadline, d);
 
+        if (r >= 0)
+                r = sd_event_source_set_priority(d->deadline_timer, SD_EVENT_PRIORITY_IMPORTANT);
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_OFF);
@@ -305,13 +310,12 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
         const char *why = NULL;
         char until[TIMESTAMP_BUF];
         bool by_requester;
+        int64_t now;
         int r;
 
         r = op_validate_text(error, "comment", comment, TEXT_REASON_MAX, true);
         if (r < 0)
                 return r;
-        /* Decide on the state as of now, not as of the last timer. */
-        (void) daemon_settle(d);
         r = daemon_lookup(d, who, id_or_prefix, &req, error);
         if (r < 0)
                 return r;
@@ -322,7 +326,12 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
                 request_done(&req);
                 return op_fail_store(error, r, "reading the request");
         }
-        r = policy_decide(d->config, who, action, &req, comment, daemon_now(), &outcome, &why);
+        /* Decide on the state as of now, not as of the last timer: a request whose time ran
+         * out is decided as expired or ended, and the write below only lands if the row is
+         * still in the state it was read in. */
+        now = daemon_now();
+        req.state = policy_state_at(d->config, &req, now);
+        r = policy_decide(d->config, who, action, &req, comment, now, &outcome, &why);
         if (r == -ENOMEM) {
                 request_done(&before);
                 request_done(&req);
@@ -408,7 +417,6 @@ int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filte
                         return op_fail(error, -EINVAL, LB_ERROR_INVALID, "unknown state");
                 mask = STATE_BIT(s);
         }
-        (void) daemon_settle(d);
         r = store_list(d->store, only, mask, LB_LIST_LIMIT, ret, ret_n);
         if (r < 0)
                 return op_fail_store(error, r, "listing requests");
