@@ -102,6 +102,13 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         return 0;
 }
 
+int daemon_check_user(struct daemon *d, const struct lb_caller *who, const char *user, struct access_answer *ret,
+                      sd_bus_error *error) {
+        if (!policy_may_check_others(who))
+                return op_fail(error, -EPERM, LB_ERROR_REFUSED, "only admins may check another user's access");
+        return daemon_access(d, user, "", "", "", ACCESS_QUERY, ret, error);
+}
+
 /* ---- operator sessions ---------------------------------------------------------------------- */
 
 /* An operator session that may not open, audited as access-denied with the reason. */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-bus.h>
 
+#include "policy.h"
 #include "request.h"
 
 struct daemon;
@@ -31,6 +32,10 @@ enum access_purpose {
         ACCESS_LOGIN,           /* the module's account stage: audited */
         ACCESS_SESSION,         /* the module's session stage: daemon_session_open() audits */
 };
+/* `lockbox check USER`: would user be admitted now? Admins only; nothing is written. */
+int daemon_check_user(struct daemon *d, const struct lb_caller *who, const char *user, struct access_answer *ret,
+                      sd_bus_error *error);
+
 /* Would user be admitted now? ACCESS_LOGIN writes access-granted/access-denied and
  * fails (refusing) when the entry cannot be written. The module asks only about users
  * it takes for operators, so for those purposes a user who is none here is refused. */

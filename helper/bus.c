@@ -340,9 +340,7 @@ static int method_check_user(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        if (!(who.who.roles & ROLE_ADMIN))
-                return sd_bus_error_set(error, LB_ERROR_REFUSED, "only admins may check another user's access");
-        r = daemon_access(c->daemon, user, "", "", "", ACCESS_QUERY, &a, error);
+        r = daemon_check_user(c->daemon, &who.who, user, &a, error);
         if (r < 0)
                 return r;
         return reply_access(m, &a);
@@ -413,11 +411,9 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        if (who.who.roles == 0)
-                return sd_bus_error_set(error, LB_ERROR_REFUSED, "you have no lockbox role");
-        r = store_count_by_state(c->daemon->store, counts);
+        r = daemon_status(c->daemon, &who.who, counts, error);
         if (r < 0)
-                return sd_bus_error_setf(error, LB_ERROR_FAILED, "store error while counting: %s", strerror(-r));
+                return r;
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "bss", c->daemon->config->enabled, c->daemon->config->tenant,

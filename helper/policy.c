@@ -145,6 +145,10 @@ bool policy_sees_all(const struct lb_caller *who) {
         return who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN);
 }
 
+bool policy_may_check_others(const struct lb_caller *who) {
+        return who->roles & ROLE_ADMIN;
+}
+
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r) {
         if (policy_sees_all(who))
                 return true;

@@ -42,6 +42,9 @@ int policy_decide(const struct lb_config *c, const struct lb_caller *who, enum l
 int policy_may_request(const struct lb_config *c, const struct lb_caller *who, const char *tenant,
                        uint64_t duration, const char **why);
 
+/* May who ask whether another user would be admitted (`lockbox check`)? Admins. */
+bool policy_may_check_others(const struct lb_caller *who);
+
 /* May who see r? Operators see their own, managers, approvers, admins all. */
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r);
 /* Does who see every request (and its audit story), not only their own? */

@@ -447,3 +447,15 @@ int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_o
         }
         return 0;
 }
+
+int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts[static _LB_STATE_MAX],
+                  sd_bus_error *error) {
+        int r = op_require_role(who, error);
+
+        if (r < 0)
+                return r;
+        r = store_count_by_state(d->store, counts);
+        if (r < 0)
+                return op_fail_store(error, r, "counting requests");
+        return 0;
+}

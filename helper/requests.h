@@ -34,6 +34,10 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
                 struct lb_request **ret, size_t *ret_n, sd_bus_error *error);
 
+/* `lockbox status`: the number of requests in each state, for anyone in a role. */
+int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts[static _LB_STATE_MAX],
+                  sd_bus_error *error);
+
 /* The trusted audit story (`lockbox audit`): of request id_or_prefix (seen by the same rule
  * as daemon_lookup), or with "" of every request who may see; entries at or after
  * since_usec. *ret is filled by journal_query(). */

@@ -218,6 +218,11 @@ static void test_may_request_and_see(void) {
            "managers, approvers, admins see all");
         ok(!policy_may_see(&nobody, &r), "no role sees nothing");
         request_done(&r);
+
+        ok(policy_may_check_others(&admin) && policy_may_check_others(&opall), "admins check other users' access");
+        ok(!policy_may_check_others(&op) && !policy_may_check_others(&mgr) && !policy_may_check_others(&appr) &&
+           !policy_may_check_others(&both) && !policy_may_check_others(&nobody),
+           "operators, managers, approvers and no role do not");
 }
 
 int main(void) {
