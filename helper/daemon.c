@@ -17,6 +17,7 @@
 #include "notify.h"
 #include "requests.h"
 #include "sessions.h"
+#include "trusted-file.h"
 #include "util.h"
 
 int64_t daemon_now(void) {
@@ -28,24 +29,21 @@ int64_t daemon_now(void) {
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-/* The store's directory and file must be root's alone: anyone else who could
- * write them could grant themselves access. */
-static int check_private_path(const char *path, bool is_dir, bool create) {
-        struct stat st;
+/* The store's directory and file must be root's alone: anyone else who could write them
+ * could grant themselves access. A missing directory is made; a missing file is left to
+ * store_open(), which makes it. */
+static int check_store_path(const char *path, bool is_dir, char *err, size_t errlen) {
+        int r = trusted_path(path, is_dir ? S_IFDIR : S_IFREG, 0, err, errlen);
 
-        if (lstat(path, &st) < 0) {
-                if (errno == ENOENT && create && is_dir) {
-                        if (mkdir(path, 0700) < 0)
-                                return -errno;
-                        return check_private_path(path, is_dir, false);
+        if (r == -ENOENT && is_dir) {
+                if (mkdir(path, 0700) < 0) {
+                        r = negative_errno();
+                        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(-r));
+                        return r;
                 }
-                return errno == ENOENT && !is_dir ? 0 : -errno;
+                r = trusted_path(path, S_IFDIR, 0, err, errlen);
         }
-        if (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
-                return -EINVAL;
-        if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
-                return -EPERM;
-        return 0;
+        return r == -ENOENT ? 0 : r;
 }
 
 static int open_store(struct daemon *d) {
@@ -61,16 +59,14 @@ static int open_store(struct daemon *d) {
                 *slash = '\0';
         else if (slash)
                 slash[1] = '\0';
-        r = check_private_path(dir, true, true);
+        r = check_store_path(dir, true, err, sizeof(err));
         if (r < 0) {
-                fprintf(stderr, "lockboxd: %s: database directory must be a directory owned by root and "
-                        "not writable by group or others: %s\n", dir, strerror(-r));
+                fprintf(stderr, "lockboxd: database directory %s\n", err);
                 return r;
         }
-        r = check_private_path(d->database_path, false, false);
+        r = check_store_path(d->database_path, false, err, sizeof(err));
         if (r < 0) {
-                fprintf(stderr, "lockboxd: %s: database must be a regular file owned by root and "
-                        "not writable by group or others: %s\n", d->database_path, strerror(-r));
+                fprintf(stderr, "lockboxd: database %s\n", err);
                 return r;
         }
         r = store_open(d->database_path, &d->store, err, sizeof(err));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "trusted-file.h"
 #include "util.h"
 
 #if SQLITE_VERSION_NUMBER < 3031000
@@ -519,7 +520,6 @@ static int step_done(sqlite3_stmt *st) {
  * regular file of ours that nobody else may write. */
 static int store_file_prepare(const char *path, char *err, size_t errlen) {
         _cleanup_(closep) int fd = -EBADF;
-        struct stat st;
 
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
         if (fd >= 0) {
@@ -537,27 +537,7 @@ static int store_file_prepare(const char *path, char *err, size_t errlen) {
                 return r;
         }
 
-        if (fstat(fd, &st) < 0) {
-                int r = -errno;
-                set_err(err, errlen, "Failed to stat %s: %s", path, strerror(-r));
-                return r;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                set_err(err, errlen, "%s is not a regular file", path);
-                return -EBADFD;
-        }
-        if (st.st_uid != geteuid()) {
-                set_err(err, errlen, "%s is owned by uid %u, not %u", path,
-                        (unsigned) st.st_uid, (unsigned) geteuid());
-                return -EPERM;
-        }
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                set_err(err, errlen, "%s is writable by group or others (mode %04o)", path,
-                        (unsigned) (st.st_mode & 07777));
-                return -EPERM;
-        }
-
-        return 0;
+        return trusted_fstat(fd, path, S_IFREG, geteuid(), NULL, err, errlen);
 }
 
 /* Runs a constant statement that returns one row and reads its first column. */
