@@ -20,6 +20,19 @@ static int op_forget_session(struct store *s, const void *id) {
         return store_session_remove(s, *(const int64_t *) id);
 }
 
+/* What the module sends about a login: the PAM user, service, remote host and tty. */
+static int validate_pam_items(sd_bus_error *error, const char *user, const char *service, const char *rhost,
+                              const char *tty) {
+        int r;
+
+        if ((r = op_validate_text(error, FIELD_USER, user, false)) < 0 ||
+            (r = op_validate_text(error, FIELD_SERVICE, service, true)) < 0 ||
+            (r = op_validate_text(error, FIELD_RHOST, rhost, true)) < 0 ||
+            (r = op_validate_text(error, FIELD_TTY, tty, true)) < 0)
+                return r;
+        return 0;
+}
+
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
                   const char *tty, enum access_purpose purpose, struct access_answer *ret, sd_bus_error *error) {
         _cleanup_(freep) char *message = NULL, *esc_service = NULL;
@@ -27,10 +40,8 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         char until[TIMESTAMP_BUF];
         int r;
 
-        if ((r = op_validate_text(error, "user", user, 256, false)) < 0 ||
-            (r = op_validate_text(error, "service", service, 64, true)) < 0 ||
-            (r = op_validate_text(error, "rhost", rhost, 256, true)) < 0 ||
-            (r = op_validate_text(error, "tty", tty, 64, true)) < 0)
+        r = validate_pam_items(error, user, service, rhost, tty);
+        if (r < 0)
                 return r;
         r = user_is_operator(d->config, user);
         if (r == -ENOENT)
@@ -143,7 +154,7 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         uid_t uid = 0;
         int r;
 
-        r = op_validate_text(error, "logind session", logind_session, 64, true);
+        r = op_validate_text(error, FIELD_LOGIND_SESSION, logind_session, true);
         if (r < 0)
                 return r;
         if (pid <= 1)
@@ -233,10 +244,8 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
         bool found;
         int r;
 
-        if ((r = op_validate_text(error, "user", user, 256, false)) < 0 ||
-            (r = op_validate_text(error, "service", service, 64, true)) < 0 ||
-            (r = op_validate_text(error, "rhost", rhost, 256, true)) < 0 ||
-            (r = op_validate_text(error, "tty", tty, 64, true)) < 0)
+        r = validate_pam_items(error, user, service, rhost, tty);
+        if (r < 0)
                 return r;
         /* The registration stays: logging out must not take what the session left behind
          * out of the grant's reach. It is forgotten when the kernel says its cgroup is

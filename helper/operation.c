@@ -49,7 +49,9 @@ void op_take_back(struct daemon *d, int (*op)(struct store *s, const void *arg),
         }
 }
 
-int op_validate_text(sd_bus_error *error, const char *field, const char *value, size_t max, bool allow_empty) {
+int op_validate_text(sd_bus_error *error, enum text_field f, const char *value, bool allow_empty) {
+        const char *field = text_fields[f].name;
+        size_t max = text_fields[f].max;
         int r = text_validate(value, max, allow_empty);
 
         switch (r) {
@@ -61,7 +63,7 @@ int op_validate_text(sd_bus_error *error, const char *field, const char *value, 
                 return op_fail(error, r, LB_ERROR_INVALID, "%s must not be empty", field);
         default:
                 return op_fail(error, r, LB_ERROR_INVALID,
-                            "%s must be valid UTF-8 without control characters", field);
+                               "%s must be valid UTF-8 without control characters", field);
         }
 }
 

@@ -9,6 +9,7 @@
 
 #include "policy.h"
 #include "store.h"
+#include "text.h"
 #include "util.h"
 
 struct daemon;
@@ -21,9 +22,9 @@ int op_fail_store(sd_bus_error *error, int r, const char *what);
 /* An audit entry that could not be written: logged, and LB_ERROR_FAILED. */
 int op_fail_audit(sd_bus_error *error, int r);
 
-/* A text field from a caller: at most max bytes, valid UTF-8, no control characters,
- * and not empty unless allow_empty. LB_ERROR_INVALID naming the field otherwise. */
-int op_validate_text(sd_bus_error *error, const char *field, const char *value, size_t max, bool allow_empty);
+/* A text field from a caller: within its limit (text_fields), valid UTF-8, no control
+ * characters, and not empty unless allow_empty. LB_ERROR_INVALID naming the field otherwise. */
+int op_validate_text(sd_bus_error *error, enum text_field field, const char *value, bool allow_empty);
 /* Refuses a caller in no lockbox role. */
 int op_require_role(const struct lb_caller *who, sd_bus_error *error);
 

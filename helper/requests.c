@@ -175,15 +175,15 @@ int daemon_create_request(struct daemon *d, const struct lb_caller *who, const c
         r = op_require_role(who, error);
         if (r < 0)
                 return r;
-        r = op_validate_text(error, "ticket", ticket, TEXT_TICKET_MAX, false);
+        r = op_validate_text(error, FIELD_TICKET, ticket, false);
         if (r < 0)
                 return r;
-        r = op_validate_text(error, "reason", reason, TEXT_REASON_MAX, false);
+        r = op_validate_text(error, FIELD_REASON, reason, false);
         if (r < 0)
                 return r;
         if (isempty(tenant))
                 tenant = d->config->tenant;
-        r = op_validate_text(error, "tenant", tenant, 64, false);
+        r = op_validate_text(error, FIELD_TENANT, tenant, false);
         if (r < 0)
                 return r;
         if (duration == 0)
@@ -313,7 +313,7 @@ int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip,
         int64_t now;
         int r;
 
-        r = op_validate_text(error, "comment", comment, TEXT_REASON_MAX, true);
+        r = op_validate_text(error, FIELD_COMMENT, comment, true);
         if (r < 0)
                 return r;
         r = daemon_lookup(d, who, id_or_prefix, &req, error);
