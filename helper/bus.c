@@ -27,6 +27,11 @@
  * slots (many users in no role cannot keep operators from filing), and every uid but root
  * has a cap of its own: a burst of one user's CLI calls fits, a flood does not. */
 #define CONNECTIONS_PER_UID_MAX 128
+/* An answer the peer does not read stays in lockboxd's memory (sd-bus's write queue) until
+ * the connection times out: a list of a thousand requests is over a megabyte, so 128 such
+ * connections would take lockboxd past MemoryMax=. Every uid but root may leave this many
+ * answers unread at once; a connection over it is closed and its answer dropped. */
+#define UNREAD_ANSWERS_PER_UID_MAX 2
 static const unsigned pool_max[_BUS_POOL_MAX] = {
         [BUS_POOL_ROOT] = 1024,
         [BUS_POOL_DECIDER] = 512,
@@ -68,6 +73,7 @@ struct connection {
         size_t approved_bytes;          /* message bytes sd-bus was let read, all checks together */
         bool frame_pending;             /* a checked message sd-bus has not dispatched yet */
         bool hangup;                    /* the peer will send nothing more */
+        bool unread;                    /* its answer is queued, not all taken by the peer yet */
         bool closed;                    /* disconnected: freed when the pump returns */
         struct connection *prev, *next;
 };
@@ -508,6 +514,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
 struct uid_count {
         uid_t uid;
         unsigned n;
+        unsigned unread;                /* of them, connections whose answer is not all out */
 };
 
 static int uid_count_compare(const void *a, const void *b) {
@@ -516,11 +523,17 @@ static int uid_count_compare(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static unsigned uid_count_get(struct daemon *d, uid_t uid) {
+static struct uid_count *uid_count_find(struct daemon *d, uid_t uid) {
         struct uid_count key = { .uid = uid };
         void *node = tfind(&key, &d->connection_uids, uid_count_compare);
 
-        return node ? (*(struct uid_count **) node)->n : 0;
+        return node ? *(struct uid_count **) node : NULL;
+}
+
+static unsigned uid_count_get(struct daemon *d, uid_t uid) {
+        struct uid_count *u = uid_count_find(d, uid);
+
+        return u ? u->n : 0;
 }
 
 static int uid_count_add(struct daemon *d, uid_t uid) {
@@ -540,13 +553,13 @@ static int uid_count_add(struct daemon *d, uid_t uid) {
         return 0;
 }
 
-static void uid_count_remove(struct daemon *d, uid_t uid) {
-        struct uid_count key = { .uid = uid }, *u;
-        void *node = tfind(&key, &d->connection_uids, uid_count_compare);
+static void uid_count_remove(struct daemon *d, uid_t uid, bool unread) {
+        struct uid_count key = { .uid = uid }, *u = uid_count_find(d, uid);
 
-        if (!node)
+        if (!u)
                 return;
-        u = *(struct uid_count **) node;
+        if (unread && u->unread > 0)
+                u->unread--;
         if (--u->n == 0) {
                 (void) tdelete(&key, &d->connection_uids, uid_count_compare);
                 free(u);
@@ -564,7 +577,7 @@ static void connection_free(struct connection *c) {
                 c->next->prev = c->prev;
         d->n_connections--;
         d->connections_in_pool[c->pool]--;
-        uid_count_remove(d, c->uid);
+        uid_count_remove(d, c->uid, c->unread);
         sd_event_source_disable_unref(c->io_source);
         sd_event_source_disable_unref(c->timer);
         sd_bus_close_unref(c->bus);
@@ -702,6 +715,23 @@ static void connection_refuse(struct connection *c, const char *why) {
         c->closed = true;
 }
 
+/* The answer of c could not all be written at once: counts it against its uid, and says
+ * whether that uid may leave one more answer unread. Root (the module, a root CLI) may. */
+static bool connection_may_leave_unread(struct connection *c) {
+        struct uid_count *u;
+
+        if (c->unread || c->uid == 0)
+                return true;
+        u = uid_count_find(c->daemon, c->uid);
+        if (!u)
+                return false;
+        if (u->unread >= UNREAD_ANSWERS_PER_UID_MAX)
+                return false;
+        u->unread++;
+        c->unread = true;
+        return true;
+}
+
 /* Bytes the peer sent that nobody has read yet. */
 static int bytes_waiting(const struct connection *c) {
         int avail = 0;
@@ -738,6 +768,10 @@ static void connection_pump(struct connection *c) {
 
                         if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0) {
                                 c->closed = true;
+                                break;
+                        }
+                        if (!connection_may_leave_unread(c)) {
+                                connection_refuse(c, "too many answers left unread by one user");
                                 break;
                         }
                 } else if (!c->frame_pending) {
