@@ -13,7 +13,9 @@
 #include <systemd/sd-login.h>
 
 #include "bus.h"
+#include "access.h"
 #include "daemon.h"
+#include "requests.h"
 #include "protocol.h"
 #include "roles.h"
 #include "text.h"
@@ -25,6 +27,11 @@
  * slots (many users in no role cannot keep operators from filing), and every uid but root
  * has a cap of its own: a burst of one user's CLI calls fits, a flood does not. */
 #define CONNECTIONS_PER_UID_MAX 128
+/* An answer the peer does not read stays in lockboxd's memory (sd-bus's write queue) until
+ * the connection times out: a list of a thousand requests is over a megabyte, so 128 such
+ * connections would take lockboxd past MemoryMax=. Every uid but root may leave this many
+ * answers unread at once; a connection over it is closed and its answer dropped. */
+#define UNREAD_ANSWERS_PER_UID_MAX 2
 static const unsigned pool_max[_BUS_POOL_MAX] = {
         [BUS_POOL_ROOT] = 1024,
         [BUS_POOL_DECIDER] = 512,
@@ -66,6 +73,7 @@ struct connection {
         size_t approved_bytes;          /* message bytes sd-bus was let read, all checks together */
         bool frame_pending;             /* a checked message sd-bus has not dispatched yet */
         bool hangup;                    /* the peer will send nothing more */
+        bool unread;                    /* its answer is queued, not all taken by the peer yet */
         bool closed;                    /* disconnected: freed when the pump returns */
         struct connection *prev, *next;
 };
@@ -275,7 +283,6 @@ static int method_get_request(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        (void) daemon_settle(c->daemon);
         r = daemon_lookup(c->daemon, &who.who, id, &req, error);
         if (r < 0)
                 return r;
@@ -339,9 +346,7 @@ static int method_check_user(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        if (!(who.who.roles & ROLE_ADMIN))
-                return sd_bus_error_set(error, LB_ERROR_REFUSED, "only admins may check another user's access");
-        r = daemon_access(c->daemon, user, "", "", "", ACCESS_QUERY, &a, error);
+        r = daemon_check_user(c->daemon, &who.who, user, &a, error);
         if (r < 0)
                 return r;
         return reply_access(m, &a);
@@ -412,12 +417,9 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        if (who.who.roles == 0)
-                return sd_bus_error_set(error, LB_ERROR_REFUSED, "you have no lockbox role");
-        (void) daemon_settle(c->daemon);
-        r = store_count_by_state(c->daemon->store, counts);
+        r = daemon_status(c->daemon, &who.who, counts, error);
         if (r < 0)
-                return sd_bus_error_setf(error, LB_ERROR_FAILED, "store error while counting: %s", strerror(-r));
+                return r;
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "bss", c->daemon->config->enabled, c->daemon->config->tenant,
@@ -512,6 +514,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
 struct uid_count {
         uid_t uid;
         unsigned n;
+        unsigned unread;                /* of them, connections whose answer is not all out */
 };
 
 static int uid_count_compare(const void *a, const void *b) {
@@ -520,11 +523,17 @@ static int uid_count_compare(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-static unsigned uid_count_get(struct daemon *d, uid_t uid) {
+static struct uid_count *uid_count_find(struct daemon *d, uid_t uid) {
         struct uid_count key = { .uid = uid };
         void *node = tfind(&key, &d->connection_uids, uid_count_compare);
 
-        return node ? (*(struct uid_count **) node)->n : 0;
+        return node ? *(struct uid_count **) node : NULL;
+}
+
+static unsigned uid_count_get(struct daemon *d, uid_t uid) {
+        struct uid_count *u = uid_count_find(d, uid);
+
+        return u ? u->n : 0;
 }
 
 static int uid_count_add(struct daemon *d, uid_t uid) {
@@ -544,13 +553,13 @@ static int uid_count_add(struct daemon *d, uid_t uid) {
         return 0;
 }
 
-static void uid_count_remove(struct daemon *d, uid_t uid) {
-        struct uid_count key = { .uid = uid }, *u;
-        void *node = tfind(&key, &d->connection_uids, uid_count_compare);
+static void uid_count_remove(struct daemon *d, uid_t uid, bool unread) {
+        struct uid_count key = { .uid = uid }, *u = uid_count_find(d, uid);
 
-        if (!node)
+        if (!u)
                 return;
-        u = *(struct uid_count **) node;
+        if (unread && u->unread > 0)
+                u->unread--;
         if (--u->n == 0) {
                 (void) tdelete(&key, &d->connection_uids, uid_count_compare);
                 free(u);
@@ -568,7 +577,7 @@ static void connection_free(struct connection *c) {
                 c->next->prev = c->prev;
         d->n_connections--;
         d->connections_in_pool[c->pool]--;
-        uid_count_remove(d, c->uid);
+        uid_count_remove(d, c->uid, c->unread);
         sd_event_source_disable_unref(c->io_source);
         sd_event_source_disable_unref(c->timer);
         sd_bus_close_unref(c->bus);
@@ -706,6 +715,23 @@ static void connection_refuse(struct connection *c, const char *why) {
         c->closed = true;
 }
 
+/* The answer of c could not all be written at once: counts it against its uid, and says
+ * whether that uid may leave one more answer unread. Root (the module, a root CLI) may. */
+static bool connection_may_leave_unread(struct connection *c) {
+        struct uid_count *u;
+
+        if (c->unread || c->uid == 0)
+                return true;
+        u = uid_count_find(c->daemon, c->uid);
+        if (!u)
+                return false;
+        if (u->unread >= UNREAD_ANSWERS_PER_UID_MAX)
+                return false;
+        u->unread++;
+        c->unread = true;
+        return true;
+}
+
 /* Bytes the peer sent that nobody has read yet. */
 static int bytes_waiting(const struct connection *c) {
         int avail = 0;
@@ -742,6 +768,10 @@ static void connection_pump(struct connection *c) {
 
                         if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0) {
                                 c->closed = true;
+                                break;
+                        }
+                        if (!connection_may_leave_unread(c)) {
+                                connection_refuse(c, "too many answers left unread by one user");
                                 break;
                         }
                 } else if (!c->frame_pending) {

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "duration.h"
 #include "text.h"
+#include "trusted-file.h"
 #include "util.h"
 
 #define TENANT_MAX 64                   /* bytes */
@@ -804,41 +805,21 @@ static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t 
         _cleanup_(freep) char *text = NULL;
         struct stat st;
         size_t n = 0;
+        int r;
 
         /* O_NONBLOCK: a FIFO put in place of the file must not hang a login in open(). */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) {
-                int r = negative_errno();
-
+                r = negative_errno();
                 if (r == -ELOOP)
                         snprintf(err, CONFIG_ERROR_MAX, "%s: is a symbolic link, refusing to follow it", path);
                 else
                         snprintf(err, CONFIG_ERROR_MAX, "%s: cannot open: %m", path);
                 return r;
         }
-        if (fstat(fd, &st) < 0) {
-                int r = negative_errno();
-
-                snprintf(err, CONFIG_ERROR_MAX, "%s: cannot stat: %m", path);
+        r = trusted_fstat(fd, path, S_IFREG, 0, &st, err, CONFIG_ERROR_MAX);
+        if (r < 0)
                 return r;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                snprintf(err, CONFIG_ERROR_MAX, "%s: is a directory", path);
-                return -EISDIR;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                snprintf(err, CONFIG_ERROR_MAX, "%s: not a regular file", path);
-                return -EINVAL;
-        }
-        if (st.st_uid != 0) {
-                snprintf(err, CONFIG_ERROR_MAX, "%s: owned by uid %u, not by root", path, (unsigned) st.st_uid);
-                return -EPERM;
-        }
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                snprintf(err, CONFIG_ERROR_MAX, "%s: writable by group or others (mode %04o)",
-                         path, (unsigned) (st.st_mode & 07777));
-                return -EPERM;
-        }
         if (st.st_size > CONFIG_SIZE_MAX) {
                 snprintf(err, CONFIG_ERROR_MAX, "%s: %lld bytes, larger than %d bytes",
                          path, (long long) st.st_size, CONFIG_SIZE_MAX);
@@ -855,8 +836,7 @@ static int read_safe(const char *path, char **ret_text, size_t *ret_len, mode_t 
                 ssize_t k = read(fd, text + n, CONFIG_SIZE_MAX + 1 - n);
 
                 if (k < 0) {
-                        int r = negative_errno();
-
+                        r = negative_errno();
                         if (r == -EINTR)
                                 continue;
                         snprintf(err, CONFIG_ERROR_MAX, "%s: cannot read: %m", path);
@@ -985,7 +965,6 @@ int config_snapshot_write(const char *config_path, const struct config_source *s
         _cleanup_(freep) char *path = NULL, *tmp = NULL;
         _cleanup_(closep) int dfd = -EBADF, fd = -EBADF;
         const char *name;
-        struct stat st;
         size_t done = 0;
         int r;
 
@@ -1009,17 +988,15 @@ int config_snapshot_write(const char *config_path, const struct config_source *s
                 return r;
         }
         dfd = open(config_snapshot_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (dfd < 0 || fstat(dfd, &st) < 0) {
+        if (dfd < 0) {
                 r = -errno;
                 snprintf(err, CONFIG_ERROR_MAX, "%s: cannot open: %m", config_snapshot_dir);
                 return r;
         }
         /* Whoever may write the directory could swap the snapshot under the module. */
-        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-                snprintf(err, CONFIG_ERROR_MAX, "%s: not owned by uid %u or writable by others",
-                         config_snapshot_dir, (unsigned) geteuid());
-                return -EPERM;
-        }
+        r = trusted_fstat(dfd, config_snapshot_dir, S_IFDIR, geteuid(), NULL, err, CONFIG_ERROR_MAX);
+        if (r < 0)
+                return r;
 
         (void) unlinkat(dfd, tmp, 0);   /* left by a crash between create and rename */
         fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);

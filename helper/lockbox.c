@@ -239,7 +239,8 @@ struct verb_args {
         bool json;
 };
 
-static int check_text_arg(const char *option, const char *value, size_t max, bool allow_empty) {
+static int check_text_arg(const char *option, const char *value, enum text_field f, bool allow_empty) {
+        size_t max = text_fields[f].max;
         int r = text_validate(value, max, allow_empty);
 
         if (r == -E2BIG)
@@ -321,9 +322,9 @@ static int verb_request(struct verb_args *a) {
                 return die(EXIT_USAGE, "request needs --ticket SR (the service request number)");
         if (!p.reason)
                 return die(EXIT_USAGE, "request needs --reason TEXT");
-        if ((r = check_text_arg("--ticket", p.ticket, TEXT_TICKET_MAX, false)) ||
-            (r = check_text_arg("--reason", p.reason, TEXT_REASON_MAX, false)) ||
-            (r = check_text_arg("--tenant", p.tenant, 64, true)))
+        if ((r = check_text_arg("--ticket", p.ticket, FIELD_TICKET, false)) ||
+            (r = check_text_arg("--reason", p.reason, FIELD_REASON, false)) ||
+            (r = check_text_arg("--tenant", p.tenant, FIELD_TENANT, true)))
                 return r;
 
         r = call("CreateRequest", build_request, &p, &reply);
@@ -497,7 +498,7 @@ static int decision(struct verb_args *a, const char *verb, const char *member, b
         r = one_id_arg(a, verb, &p.id);
         if (r != 0)
                 return r;
-        r = check_text_arg("--comment", p.comment, TEXT_REASON_MAX, true);
+        r = check_text_arg("--comment", p.comment, FIELD_COMMENT, true);
         if (r != 0)
                 return r;
         r = call(member, build_decision, &p, &reply);
@@ -546,7 +547,7 @@ static int verb_check(struct verb_args *a) {
         if (optind + 1 != a->argc)
                 return die(EXIT_USAGE, "check takes one user name");
         user = a->argv[optind];
-        if (text_validate(user, 256, false) < 0)
+        if (text_validate(user, text_fields[FIELD_USER].max, false) < 0)
                 return die(EXIT_USAGE, "invalid user name");
         r = call("CheckUser", build_string, (void *) user, &reply);
         if (r != 0)

@@ -145,10 +145,20 @@ bool policy_sees_all(const struct lb_caller *who) {
         return who->roles & (ROLE_MANAGER | ROLE_APPROVER | ROLE_ADMIN);
 }
 
+bool policy_may_check_others(const struct lb_caller *who) {
+        return who->roles & ROLE_ADMIN;
+}
+
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r) {
         if (policy_sees_all(who))
                 return true;
         return (who->roles & ROLE_OPERATOR) && is_requester(who, r);
+}
+
+enum lb_state policy_state_at(const struct lb_config *c, const struct lb_request *r, int64_t now) {
+        int due = policy_due(c, r, now);
+
+        return due >= 0 ? (enum lb_state) due : r->state;
 }
 
 int policy_due(const struct lb_config *c, const struct lb_request *r, int64_t now) {

@@ -42,6 +42,9 @@ int policy_decide(const struct lb_config *c, const struct lb_caller *who, enum l
 int policy_may_request(const struct lb_config *c, const struct lb_caller *who, const char *tenant,
                        uint64_t duration, const char **why);
 
+/* May who ask whether another user would be admitted (`lockbox check`)? Admins. */
+bool policy_may_check_others(const struct lb_caller *who);
+
 /* May who see r? Operators see their own, managers, approvers, admins all. */
 bool policy_may_see(const struct lb_caller *who, const struct lb_request *r);
 /* Does who see every request (and its audit story), not only their own? */
@@ -51,5 +54,10 @@ bool policy_sees_all(const struct lb_caller *who);
  * older than request_timeout, LB_STATE_ENDED for a grant past expires_at;
  * -1 if nothing is due. */
 int policy_due(const struct lb_config *c, const struct lb_request *r, int64_t now);
+
+/* The state r is in at now: the one a due transition gives it (expired, ended), else
+ * the stored one. Decisions are taken on it, so that none depends on the deadline
+ * timer having run, and none needs to write the store before it reads. */
+enum lb_state policy_state_at(const struct lb_config *c, const struct lb_request *r, int64_t now);
 
 const char *action_to_string(enum lb_action a);

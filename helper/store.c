@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "trusted-file.h"
 #include "util.h"
 
 #if SQLITE_VERSION_NUMBER < 3031000
@@ -131,7 +132,7 @@ enum {
         STMT_COMMIT,
         STMT_ROLLBACK,
         STMT_INSERT,
-        STMT_UPDATE,
+        STMT_TRANSITION,
         STMT_GET,
         STMT_RESOLVE,
         STMT_RESOLVE_REQUESTER,
@@ -164,10 +165,10 @@ static const struct {
                 "INSERT INTO requests (" REQUEST_COLUMNS ") "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         },
-        [STMT_UPDATE] = {
-                "update",
+        [STMT_TRANSITION] = {
+                "transition",
                 "UPDATE requests SET state = ?2, decided_at = ?3, manager = ?4, approver = ?5, "
-                "comment = ?6, expires_at = ?7 WHERE id = ?1",
+                "comment = ?6, expires_at = ?7 WHERE id = ?1 AND state = ?8",
         },
         [STMT_GET] = {
                 "get",
@@ -519,7 +520,6 @@ static int step_done(sqlite3_stmt *st) {
  * regular file of ours that nobody else may write. */
 static int store_file_prepare(const char *path, char *err, size_t errlen) {
         _cleanup_(closep) int fd = -EBADF;
-        struct stat st;
 
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
         if (fd >= 0) {
@@ -537,27 +537,7 @@ static int store_file_prepare(const char *path, char *err, size_t errlen) {
                 return r;
         }
 
-        if (fstat(fd, &st) < 0) {
-                int r = -errno;
-                set_err(err, errlen, "Failed to stat %s: %s", path, strerror(-r));
-                return r;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                set_err(err, errlen, "%s is not a regular file", path);
-                return -EBADFD;
-        }
-        if (st.st_uid != geteuid()) {
-                set_err(err, errlen, "%s is owned by uid %u, not %u", path,
-                        (unsigned) st.st_uid, (unsigned) geteuid());
-                return -EPERM;
-        }
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                set_err(err, errlen, "%s is writable by group or others (mode %04o)", path,
-                        (unsigned) (st.st_mode & 07777));
-                return -EPERM;
-        }
-
-        return 0;
+        return trusted_fstat(fd, path, S_IFREG, geteuid(), NULL, err, errlen);
 }
 
 /* Runs a constant statement that returns one row and reads its first column. */
@@ -850,23 +830,38 @@ int store_insert(struct store *s, const struct lb_request *r) {
         return step_done(st);
 }
 
-int store_update(struct store *s, const struct lb_request *r) {
+int store_transition(struct store *s, const struct lb_request *r, enum lb_state expected) {
         _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
-        int k;
+        struct lb_request now = {};
+        const char *expected_name;
+        int k, rc;
 
         if (!s || !r)
                 return -EINVAL;
+        expected_name = state_to_string(expected);
+        if (!expected_name)
+                return -EINVAL;
 
-        st = s->stmts[STMT_UPDATE];
+        st = s->stmts[STMT_TRANSITION];
         k = bind_mutable(st, r);
         if (k < 0)
                 return k;
+        rc = sqlite3_bind_text(st, 8, expected_name, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
 
         k = step_done(st);
         if (k < 0)
                 return k;
+        if (sqlite3_changes(s->db) > 0)
+                return 0;
 
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        /* Nothing changed: the row is gone, or its state moved on since it was read. */
+        k = store_get(s, r->id, &now);
+        if (k < 0)
+                return k;
+        request_done(&now);
+        return -ESTALE;
 }
 
 /* Steps st once: the row into ret, or -ENOENT. */

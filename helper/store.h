@@ -26,9 +26,11 @@ int store_rollback(struct store *s);
 /* Inserts a new request (all fields of r). -EEXIST on a duplicate id. */
 int store_insert(struct store *s, const struct lb_request *r);
 
-/* Writes the mutable fields of r (state, decided_at, manager, approver,
- * comment, expires_at) to the row with r->id. -ENOENT if there is none. */
-int store_update(struct store *s, const struct lb_request *r);
+/* Compare-and-set: writes the mutable fields of r (state, decided_at, manager,
+ * approver, comment, expires_at) to the row with r->id only if that row is still in
+ * state expected. -ESTALE if it is in another one (another decision or a settle got
+ * there first: exactly one of two racing transitions wins), -ENOENT if there is none. */
+int store_transition(struct store *s, const struct lb_request *r, enum lb_state expected);
 
 /* Removes the request with this id (undoing a creation whose audit failed). -ENOENT. */
 int store_delete(struct store *s, const char *id);

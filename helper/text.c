@@ -12,6 +12,18 @@
 #include "text.h"
 #include "util.h"
 
+const struct text_field_limit text_fields[_FIELD_MAX] = {
+        [FIELD_TICKET]          = { "ticket", TEXT_TICKET_MAX },
+        [FIELD_REASON]          = { "reason", TEXT_REASON_MAX },
+        [FIELD_COMMENT]         = { "comment", TEXT_REASON_MAX },
+        [FIELD_TENANT]          = { "tenant", 64 },
+        [FIELD_USER]            = { "user", 256 },
+        [FIELD_SERVICE]         = { "service", 64 },
+        [FIELD_RHOST]           = { "rhost", 256 },
+        [FIELD_TTY]             = { "tty", 64 },
+        [FIELD_LOGIND_SESSION]  = { "logind session", 64 },
+};
+
 static const char hex[] = "0123456789abcdef";
 
 /* Decodes one well-formed UTF-8 sequence from s[0..len), len > 0. Returns its length

@@ -9,6 +9,26 @@
 #define TEXT_TICKET_MAX 64      /* bytes */
 #define TEXT_REASON_MAX 1024    /* bytes, reason and comment */
 
+/* Every text field a caller gives lockboxd, and its limit in bytes: one table that
+ * lockboxd's checks and the CLI's both read, so that they never disagree. */
+enum text_field {
+        FIELD_TICKET,
+        FIELD_REASON,
+        FIELD_COMMENT,
+        FIELD_TENANT,
+        FIELD_USER,
+        FIELD_SERVICE,
+        FIELD_RHOST,
+        FIELD_TTY,
+        FIELD_LOGIND_SESSION,
+        _FIELD_MAX,
+};
+struct text_field_limit {
+        const char *name;       /* as lockboxd's messages name it */
+        size_t max;             /* bytes */
+};
+extern const struct text_field_limit text_fields[_FIELD_MAX];
+
 /* True if s[0..len) is well-formed UTF-8: no overlong forms, no surrogates,
  * nothing above U+10FFFF, no NUL. */
 bool utf8_valid(const char *s, size_t len);

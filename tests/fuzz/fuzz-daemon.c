@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "../../helper/audit.h"
+#include "../../helper/access.h"
 #include "../../helper/daemon.h"
+#include "../../helper/requests.h"
 #include "../../helper/policy.h"
 #include "../../helper/protocol.h"
 #include "../../helper/roles.h"

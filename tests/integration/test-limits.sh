@@ -9,8 +9,11 @@
 #     /proc/PID/environ never opened),
 #   - max_open_requests: the 4th pending request of an operator is refused (exit 1), by default,
 #   - a request flood runs at most 4 notifiers at once, and every notification still runs.
-# Figures are printed as diagnostics. LB_LIMITS_PARTS (default all: flood bigmsg environ open
-# notify) runs only some parts, to check each against an old build on its own.
+#   - answers left unread: an approver asks for a 22 MB list on 100 connections and reads
+#     none; lockboxd keeps 2 of those answers per uid, closes the rest, and stays small,
+# Figures are printed as diagnostics. LB_LIMITS_PARTS (default all: flood pools protocol
+# bigmsg environ open notify unread) runs only some parts, to check each against an old build
+# on its own.
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
 
@@ -24,7 +27,7 @@ ATTACK="$LB_TMP/attack.py"
 lb_limits_attacker "$ATTACK"
 mkdir -p "$LB_TMP/attacker"
 chmod 1777 "$LB_TMP/attacker"
-PARTS=" ${LB_LIMITS_PARTS:-flood pools protocol bigmsg environ open notify} "
+PARTS=" ${LB_LIMITS_PARTS:-flood pools protocol bigmsg environ open notify unread} "
 part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 if part flood; then
@@ -241,6 +244,50 @@ is "$(grep -c '^end' "$NQ/log/events")" "$N" "every one of the $N notifications 
 peak=$(sort -k2,2n "$NQ/log/events" | awk '$1 == "start" { n++; if (n > p) p = n } $1 == "end" { n-- } END { print p + 0 }')
 diag "figure: $N requests in ${file_ms} ms, notifier children peak $peak"
 ok $([ "$peak" -le 4 ] && [ "$peak" -ge 1 ] && echo 0 || echo 1) "at most 4 notifiers ran at once (peak $peak)"
+
+fi
+
+if part unread; then
+# ---- answers left unread ------------------------------------------------------------------------
+
+# A long history (10,000 denied requests with 1 KiB reasons and comments: a 22 MB list), asked
+# for by an approver on 100 connections whose answers are never read. sd-bus hands the kernel
+# 16 MB of each (its socket buffer, doubled); the rest would stay queued in lockboxd until the
+# connection timed out: some 600 MB, far past MemoryMax=. Only 2 such answers per uid are
+# kept. (An operator's own rows carry no comment: their list stays under 13 MB, all of it
+# in the kernel's buffer, so an operator cannot reach this queue at all.)
+lb_stop_daemon
+uid_op1=$(id -u lbt-op1)
+reason=$(head -c 1000 /dev/zero | tr '\0' r)
+now=$(date +%s)
+{
+        echo "BEGIN;"
+        for i in $(seq 10000); do
+                printf "INSERT INTO requests (id, tenant, requester, requester_uid, ticket, reason, duration, state, created_at, decided_at, approver, comment) VALUES ('%08x-0000-4000-8000-%012x', 'contoso', 'lbt-op1', %s, 'SR-%056d', '%s', 3600, 'denied', %s, %s, 'lbt-appr', '%s');\n" \
+                       "$i" "$i" "$uid_op1" "$i" "$reason" "$(( now - 100000 + i ))" "$(( now - 100000 + i + 1 ))" "$reason"
+        done
+        echo "COMMIT;"
+} | lb_sql || bail "cannot fill the store"
+lb_start_daemon || bail "lockboxd did not restart"
+run lbt-appr list --all --json
+is "$RC/$(jq length <<<"$OUT" 2>/dev/null)" "0/10000" "the approver's list of 10,000 requests is answered whole"
+rss_before=$(lb_daemon_rss_kib)
+uid_appr=$(id -u lbt-appr)
+out=$(as lbt-appr python3 "$ATTACK" unread "$LB_SOCKET" 100 "$LB_DAEMON_PID" 2>&1)
+rss_held=$(sed -n 's/^rss //p' <<<"$out")
+diag "figures: lockboxd RSS ${rss_before} KiB before, ${rss_held:-?} KiB with 100 answers left unread; $(tr "\n" " " <<<"$out")"
+# What stays is the 2 answers kept (22 MB each until all is read) and the heap the allocator
+# keeps from the ones dropped. ASan keeps every freed block in its quarantine: no figure there.
+if [ -z "${LB_SANITIZER_PRELOAD:-}" ]; then
+        ok $([ "${rss_held:-999999}" -lt $((128 * 1024)) ] && echo 0 || echo 1) \
+           "with 100 answers of 22 MB left unread lockboxd stays under its MemoryMax= of 128 MiB (${rss_held:-?} KiB)"
+fi
+like "$(grep 'refused or closed' "$LB_TMP/lockboxd.log" | tail -1)" "uid $uid_appr, too many answers left unread by one user" \
+     "... the refusal is logged"
+run lbt-admin status
+is "$RC" 0 "lockboxd still answers after the attack"
+run lbt-appr list --all --json
+is "$RC/$(jq length <<<"$OUT" 2>/dev/null)" "0/10000" "... and the approver's list again, read as it comes"
 
 fi
 

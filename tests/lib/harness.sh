@@ -790,6 +790,49 @@ def pipeline(path, n):
         i += 16 + ((fields + 7) & ~7) + body
     print("answers %d closed %d" % (answers, closed))
 
+def call_string(serial, member, arg):
+    """A D-Bus method call with one string argument to lockboxd's object, little-endian."""
+    f = b""
+    for code, sig, val in ((1, "o", "/org/lockbox/Lockbox"), (2, "s", "org.lockbox.Lockbox1"), (3, "s", member)):
+        f = pad(f, 8) + bytes([code, 1]) + sig.encode() + b"\0"
+        v = val.encode()
+        f = pad(f, 4) + struct.pack("<I", len(v)) + v + b"\0"
+    f = pad(f, 8) + bytes([8, 1]) + b"g\0" + bytes([1]) + b"s\0"
+    body = struct.pack("<I", len(arg)) + arg.encode() + b"\0"
+    return pad(struct.pack("<BBBBIII", ord("l"), 1, 0, 1, len(body), serial, len(f)) + f, 8) + body
+
+def unread(path, n, pid):
+    """n connections each asking for ListRequests("all") and never reading the answer;
+    after three seconds, prints lockboxd's RSS and how many answers arrived."""
+    conns = [c for c in (connect(path) for _ in range(n)) if c]
+    for s in conns:
+        try:
+            s.sendall(call_string(1, "ListRequests", "all"))
+        except OSError:
+            pass
+    time.sleep(3)
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                print("rss %s" % line.split()[1])
+    # An answer lockboxd kept is waiting in the socket; one it dropped left the socket closed.
+    kept, size = 0, 0
+    for s in conns:
+        try:
+            head = s.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            head = b""
+        if len(head) == 16 and head[1] == 2:
+            kept += 1
+            size = 16 + ((struct.unpack_from("<I", head, 12)[0] + 7) & ~7) + struct.unpack_from("<I", head, 4)[0]
+        elif head[1:2] == b"\3":
+            print("error answer")
+    print("answer %d bytes" % size)
+    print("answered %d of %d" % (kept, len(conns)))
+    sys.stdout.flush()
+    for s in conns:
+        s.close()
+
 def badframes(path, n):
     """n connections, each sending one malformed header after authenticating."""
     for _ in range(n):
@@ -808,6 +851,8 @@ elif sys.argv[1] == "pipeline":
     pipeline(sys.argv[2], int(sys.argv[3]))
 elif sys.argv[1] == "badframes":
     badframes(sys.argv[2], int(sys.argv[3]))
+elif sys.argv[1] == "unread":
+    unread(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
 else:
     bigmsg(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 EOF

@@ -181,6 +181,21 @@ static void test_time(void) {
         is_int(policy_due(cfg, &r, NOW), LB_STATE_ENDED, "grant ends at expires_at");
         r.state = LB_STATE_REVOKED;
         is_int(policy_due(cfg, &r, NOW), -1, "final states are never due");
+        is_int(policy_state_at(cfg, &r, NOW), LB_STATE_REVOKED, "a final state is the state at any time");
+
+        /* Decisions are taken on the state at now, whether or not the timer settled it. */
+        fresh(&r, &op, LB_STATE_APPROVED);
+        is_int(policy_state_at(cfg, &r, NOW), LB_STATE_APPROVED, "a running grant is approved");
+        r.expires_at = NOW;
+        is_int(policy_state_at(cfg, &r, NOW), LB_STATE_ENDED, "a grant at expires_at is ended");
+        r.state = policy_state_at(cfg, &r, NOW);
+        is_int(decide(&appr, ACTION_REVOKE, &r, NULL), -ESTALE, "... and can no longer be revoked");
+        fresh(&r, &op, LB_STATE_PENDING);
+        r.created_at = NOW - (int64_t) cfg->request_timeout;
+        is_int(policy_state_at(cfg, &r, NOW), LB_STATE_EXPIRED, "a pending request at its timeout is expired");
+        r.state = policy_state_at(cfg, &r, NOW);
+        is_int(decide(&appr, ACTION_APPROVE, &r, NULL), -ESTALE, "... and can no longer be approved");
+        is_int(r.expires_at, 0, "... which grants nothing");
         request_done(&r);
 }
 
@@ -203,6 +218,11 @@ static void test_may_request_and_see(void) {
            "managers, approvers, admins see all");
         ok(!policy_may_see(&nobody, &r), "no role sees nothing");
         request_done(&r);
+
+        ok(policy_may_check_others(&admin) && policy_may_check_others(&opall), "admins check other users' access");
+        ok(!policy_may_check_others(&op) && !policy_may_check_others(&mgr) && !policy_may_check_others(&appr) &&
+           !policy_may_check_others(&both) && !policy_may_check_others(&nobody),
+           "operators, managers, approvers and no role do not");
 }
 
 int main(void) {

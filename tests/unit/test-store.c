@@ -222,7 +222,7 @@ static void test_open_refuses(void) {
 
         ok(mkfifo(tmp_path("fifo.db"), 0600) == 0, "made a fifo");
         r = store_open(tmp_path("fifo.db"), &s, err, sizeof err);
-        is_int(r, -EBADFD, "fifo is refused without hanging");
+        is_int(r, -EINVAL, "fifo is refused without hanging");
 
         write_file(tmp_path("groupw.db"), "", 0);
         ok(chmod(tmp_path("groupw.db"), 0620) == 0, "chmod 0620");
@@ -454,14 +454,16 @@ static void test_update(struct store *s) {
         r.state = LB_STATE_PENDING;
         r.decided_at = 600;
         r.manager = (char *) "frank";
-        is_int(store_update(s, &r), 0, "update to pending");
+        is_int(store_transition(s, &r, LB_STATE_PENDING_MANAGER), 0, "update to pending");
+        is_int(store_transition(s, &r, LB_STATE_PENDING_MANAGER), -ESTALE,
+               "the same transition again: -ESTALE (the state moved on)");
 
         r.state = LB_STATE_APPROVED;
         r.decided_at = 700;
         r.approver = (char *) "grace";
         r.comment = (char *) "go ahead";
         r.expires_at = 4300;
-        /* Immutable fields in r are ignored by store_update. */
+        /* Immutable fields in r are ignored by store_transition. */
         r.ticket = (char *) "SR-CHANGED";
         r.reason = (char *) "changed";
         r.requester = (char *) "mallory";
@@ -469,7 +471,7 @@ static void test_update(struct store *s) {
         r.duration = 1;
         r.created_at = 1;
         r.requester_uid = 0;
-        is_int(store_update(s, &r), 0, "update to approved");
+        is_int(store_transition(s, &r, LB_STATE_PENDING), 0, "update to approved");
 
         is_int(store_get(s, r.id, &got), 0, "get it");
         is_int(got.state, LB_STATE_APPROVED, "state updated");
@@ -489,12 +491,20 @@ static void test_update(struct store *s) {
 
         /* A refused update leaves the row as it was. */
         r.expires_at = 0;
-        is_int(store_update(s, &r), -EINVAL, "approved without expires_at: -EINVAL");
+        is_int(store_transition(s, &r, LB_STATE_APPROVED), -EINVAL, "approved without expires_at: -EINVAL");
         r.state = (enum lb_state) 42;
         r.expires_at = 4300;
-        is_int(store_update(s, &r), -EINVAL, "state out of range: -EINVAL");
+        is_int(store_transition(s, &r, LB_STATE_APPROVED), -EINVAL, "state out of range: -EINVAL");
+        r.state = LB_STATE_REVOKED;
+        is_int(store_transition(s, &r, (enum lb_state) 42), -EINVAL, "expected state out of range: -EINVAL");
+        /* A decision made on a stale read (the row was pending then) must not land. */
+        r.comment = (char *) "stale";
+        is_int(store_transition(s, &r, LB_STATE_PENDING), -ESTALE,
+               "a transition from a state the row has left: -ESTALE");
         is_int(store_get(s, r.id, &got), 0, "get it");
         is_int(got.expires_at, 4300, "expires_at kept");
+        is_int(got.state, LB_STATE_APPROVED, "state kept");
+        is_str(got.comment, "go ahead", "comment kept");
         request_done(&got);
 
         /* And back to none. */
@@ -503,7 +513,7 @@ static void test_update(struct store *s) {
         r.manager = NULL;
         r.approver = NULL;
         r.comment = NULL;
-        is_int(store_update(s, &r), 0, "update optional fields to none");
+        is_int(store_transition(s, &r, LB_STATE_APPROVED), 0, "update optional fields to none");
         is_int(store_get(s, r.id, &got), 0, "get it");
         is_int(got.state, LB_STATE_REVOKED, "state revoked");
         is_int(got.decided_at, 0, "decided_at none");
@@ -512,7 +522,7 @@ static void test_update(struct store *s) {
         request_done(&got);
 
         snprintf(r.id, sizeof r.id, "%s", test_id(0xbeef));
-        is_int(store_update(s, &r), -ENOENT, "update of unknown id: -ENOENT");
+        is_int(store_transition(s, &r, LB_STATE_APPROVED), -ENOENT, "update of unknown id: -ENOENT");
         is_int(store_get(s, r.id, &got), -ENOENT, "and it did not create one");
 }
 
@@ -722,7 +732,7 @@ static void test_active_grant(void) {
         /* Revoking the longest leaves the other. */
         is_int(store_get(s, test_id(2), &r), 0, "get the longest");
         r.state = LB_STATE_REVOKED;
-        is_int(store_update(s, &r), 0, "revoke it");
+        is_int(store_transition(s, &r, LB_STATE_APPROVED), 0, "revoke it");
         request_done(&r);
         is_int(store_active_grant(s, "alice", "contoso", now, &got), 0, "alice still has a grant");
         is_str(got.id, test_id(1), "the other one");
@@ -807,7 +817,7 @@ static void test_transactions(struct store *s) {
         is_int(add(s, test_id(0x401), "alice", "contoso", LB_STATE_PENDING, 100, 0), 0, "insert");
         is_int(store_get(s, test_id(0x401), &got), 0, "get it");
         got.state = LB_STATE_CANCELLED;
-        is_int(store_update(s, &got), 0, "update it");
+        is_int(store_transition(s, &got, LB_STATE_PENDING), 0, "update it");
         request_done(&got);
         is_int(store_commit(s), 0, "commit");
         is_int(store_get(s, test_id(0x401), &got), 0, "committed insert stays");
@@ -908,7 +918,7 @@ static void test_query_plans(struct store *s) {
         EXPECT_PLAN(s, "resolve-prefix-requester", "SCAN",
                     "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id>? AND id<?)");
         EXPECT_PLAN(s, "get", "SCAN", "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)");
-        EXPECT_PLAN(s, "update", "SCAN", "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)");
+        EXPECT_PLAN(s, "transition", "SCAN", "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)");
         EXPECT_PLAN(s, "list-requester", "SCAN",
                     "SEARCH requests USING INDEX requests_requester_state (requester=? AND state=?)");
         EXPECT_PLAN(s, "list-states", "SCAN", "SEARCH requests USING INDEX requests_state_created (state=?)");

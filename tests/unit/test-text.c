@@ -389,7 +389,18 @@ static void test_json(void) {
         }
 }
 
+/* The one table of field limits that lockboxd and the CLI both check against. */
+static void test_field_table(void) {
+        for (int f = 0; f < _FIELD_MAX; f++)
+                ok(text_fields[f].name && text_fields[f].name[0] && text_fields[f].max > 0,
+                   "field %d has a name and a limit (%s, %zu bytes)", f, text_fields[f].name ?: "?", text_fields[f].max);
+        is_int((int) text_fields[FIELD_TICKET].max, TEXT_TICKET_MAX, "ticket limit");
+        is_int((int) text_fields[FIELD_REASON].max, TEXT_REASON_MAX, "reason limit");
+        is_int((int) text_fields[FIELD_COMMENT].max, TEXT_REASON_MAX, "a comment is bounded like a reason");
+}
+
 int main(void) {
+        test_field_table();
         test_utf8_valid();
         test_validate_forbidden();
         test_validate_encoding();

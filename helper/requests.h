@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The life of requests (requests.c): the operations behind the bus methods that file, look
+ * up, decide and list requests or read their audit story, and the deadline timer. */
+#pragma once
+
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "journal-query.h"
+#include "policy.h"
+#include "request.h"
+
+struct daemon;
+
+/* Adds the deadline timer to the event loop, disarmed. */
+int daemon_deadline_timer_add(struct daemon *d);
+/* Arms it for the earliest deadline in the store (off when there is none). */
+int daemon_arm_deadline(struct daemon *d);
+
+/* Applies every time-driven transition due now (expiry, grant end), audits
+ * each, and re-arms the timer for the next deadline. */
+int daemon_settle(struct daemon *d);
+
+/* Operations behind the bus methods. Each returns 0, or a negative errno with
+ * error set to a LB_ERROR_* name and a one-line message for the caller. */
+int daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+                          const char *tenant, const char *ticket, const char *reason,
+                          uint64_t duration, struct lb_request *ret, sd_bus_error *error);
+int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix,
+                  struct lb_request *ret, sd_bus_error *error);
+int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
+                  const char *id_or_prefix, const char *comment, struct lb_request *ret,
+                  sd_bus_error *error);
+int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
+                struct lb_request **ret, size_t *ret_n, sd_bus_error *error);
+
+/* `lockbox status`: the number of requests in each state, for anyone in a role. */
+int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts[static _LB_STATE_MAX],
+                  sd_bus_error *error);
+
+/* The trusted audit story (`lockbox audit`): of request id_or_prefix (seen by the same rule
+ * as daemon_lookup), or with "" of every request who may see; entries at or after
+ * since_usec. *ret is filled by journal_query(). */
+int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
+                 struct audit_records *ret, sd_bus_error *error);
