@@ -318,10 +318,10 @@ cx systemd-run -q sudo -u alice sleep 700
 wait_for 100 sh -c "nsenter -t $LEADER -a pgrep -u alice -fx 'sleep 600' >/dev/null &&
                     nsenter -t $LEADER -a pgrep -u alice -fx 'sleep 700' >/dev/null"
 ok $? "stop: under a grant the operator has an ssh session and a sudo session"
-t0=$(date +%s%N)
+t_stop=$(date +%s%N)
 cx systemctl stop lockboxd.service
 wait_for 20 sh -c "! nsenter -t $LEADER -a pgrep -u alice >/dev/null"
-ok $? "systemctl stop lockboxd.service ends every operator process within 2 s ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+ok $? "systemctl stop lockboxd.service ends every operator process within 2 s ($(( ($(date +%s%N) - t_stop) / 1000000 )) ms)"
 ! cx systemctl is-active -q lockbox-sessions.service
 ok $? "... and stops lockbox-sessions.service with it"
 cx journalctl -q -o cat -u lockboxd.service LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$id" |
