@@ -142,6 +142,28 @@ static int refuse_session(struct daemon *d, const char *user, const char *rhost,
         return op_fail(error, -EPERM, LB_ERROR_REFUSED, "%s", why);
 }
 
+/* The audit entry of an operator session opening or closing, under grant (none if its id is
+ * empty: a disabled lockbox, or a session that was not registered). */
+static int audit_session(struct daemon *d, const char *event, const char *activity, const struct lb_request *grant,
+                         const char *user, const char *rhost, uint32_t pid, const char *message) {
+        char session_ref[32];
+
+        snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);
+        return audit_write(&(struct audit_entry) {
+                .event = event,
+                .priority = LOG_NOTICE,
+                .request = grant->id[0] ? grant : NULL,
+                .activity = activity,
+                .user = d->config->operator_display_name,
+                .operator_account = user,
+                .ip = rhost,
+                .tenant = d->config->tenant,
+                .extra_name = "LOCKBOX_SESSION_PID",
+                .extra_value = session_ref,
+                .message = message,
+        });
+}
+
 int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
                         const char *tty, uint32_t pid, const char *logind_session,
                         char ret_request_id[static ID_LEN + 1], sd_bus_error *error) {
@@ -149,7 +171,6 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         struct access_answer a = {};
         struct lb_session s = {};
         const char *why = NULL;
-        char session_ref[32];
         bool held = false;
         uid_t uid = 0;
         int r;
@@ -203,23 +224,10 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 r = op_fail_store(error, r, "registering the session");
                 goto out;
         }
-        snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);
         if (asprintf(&message, "Operator %s opened a session (pid %" PRIu32 ") from %s under %s", user, pid,
                      isempty(rhost) ? "local" : rhost, a.grant.id[0] ? a.grant.id : "a disabled lockbox") < 0)
                 message = NULL;
-        r = audit_write(&(struct audit_entry) {
-                .event = "session-open",
-                .priority = LOG_NOTICE,
-                .request = a.grant.id[0] ? &a.grant : NULL,
-                .activity = "SessionOpen",
-                .user = d->config->operator_display_name,
-                .operator_account = user,
-                .ip = rhost,
-                .tenant = d->config->tenant,
-                .extra_name = "LOCKBOX_SESSION_PID",
-                .extra_value = session_ref,
-                .message = message,
-        });
+        r = audit_session(d, "session-open", "SessionOpen", &a.grant, user, rhost, pid, message);
         if (r < 0) {
                 op_take_back(d, op_forget_session, &s.id, "the session of", user);
                 r = op_fail_audit(error, r);
@@ -240,7 +248,6 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
         _cleanup_(freep) char *message = NULL;
         struct lb_request req = {};
         struct lb_session s = {};
-        char session_ref[32];
         bool found;
         int r;
 
@@ -258,23 +265,10 @@ int daemon_session_close(struct daemon *d, const char *user, const char *service
                 (void) store_get(d->store, s.request_id, &req);
 
         /* The session has ended whatever happens to its audit entry; a failure is reported. */
-        snprintf(session_ref, sizeof(session_ref), "%" PRIu32, pid);
         if (asprintf(&message, "Operator %s closed a session (pid %" PRIu32 ")%s", user, pid,
                      found ? "" : " that was not registered") < 0)
                 message = NULL;
-        r = audit_write(&(struct audit_entry) {
-                .event = "session-close",
-                .priority = LOG_NOTICE,
-                .request = req.id[0] ? &req : NULL,
-                .activity = "SessionClose",
-                .user = d->config->operator_display_name,
-                .operator_account = user,
-                .ip = rhost,
-                .tenant = d->config->tenant,
-                .extra_name = "LOCKBOX_SESSION_PID",
-                .extra_value = session_ref,
-                .message = message,
-        });
+        r = audit_session(d, "session-close", "SessionClose", &req, user, rhost, pid, message);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: cannot write audit entry: %s\n", strerror(-r));
                 r = op_fail(error, r, LB_ERROR_FAILED, "cannot write the audit entry of the session's end (%s)",
