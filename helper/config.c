@@ -55,6 +55,11 @@ enum {
         KEY_NOTIFY_SENDMAIL,
         KEY_NOTIFY_FROM,
         KEY_MAX_OPEN_REQUESTS,
+        KEY_REQUEST_HINT,
+        KEY_STORE,
+        KEY_STORE_BACKEND,
+        KEY_STORE_CONNINFO,
+        KEY_STORE_STALE_AFTER,
         _KEY_MAX,
 };
 
@@ -344,7 +349,9 @@ static int parse_tenant(struct parse_ctx *ctx, const config_setting_t *s, const 
         return replace_string(ctx, field_of(ctx, k), v);
 }
 
-static int parse_display_name(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+/* Printable UTF-8 text of at most max bytes; empty only when allow_empty. */
+static int parse_printable(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key,
+                           size_t max, bool allow_empty) {
         char buf[SHOWN_BUF];
         const char *v = NULL;
         int r;
@@ -352,14 +359,18 @@ static int parse_display_name(struct parse_ctx *ctx, const config_setting_t *s, 
         r = get_string(ctx, s, key, &v);
         if (r < 0)
                 return r;
-        r = text_validate(v, DISPLAY_NAME_MAX, false);
+        r = text_validate(v, max, allow_empty);
         if (r == -E2BIG)
-                return fail(ctx, -EINVAL, line_of(s), "%s: longer than %d bytes", key, DISPLAY_NAME_MAX);
+                return fail(ctx, -EINVAL, line_of(s), "%s: longer than %zu bytes", key, max);
         if (r == -ENODATA)
                 return fail(ctx, -EINVAL, line_of(s), "%s: empty or blank", key);
         if (r < 0)
                 return fail(ctx, -EINVAL, line_of(s), "%s: '%s' is not printable UTF-8 text", key, shown(v, buf));
         return replace_string(ctx, field_of(ctx, k), v);
+}
+
+static int parse_display_name(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+        return parse_printable(ctx, s, k, key, DISPLAY_NAME_MAX, false);
 }
 
 static int parse_path(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
@@ -418,6 +429,64 @@ static int parse_address(struct parse_ctx *ctx, const config_setting_t *s, const
                 return r;
         if (!address_valid(v))
                 return fail(ctx, -EINVAL, line_of(s), "%s: invalid mail address '%s'", key, shown(v, buf));
+        return replace_string(ctx, field_of(ctx, k), v);
+}
+
+/* Printable UTF-8 text of at most k->max bytes; "" allowed. */
+static int parse_hint(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+        return parse_printable(ctx, s, k, key, k->max, true);
+}
+
+static int parse_backend(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+        char buf[SHOWN_BUF];
+        const char *v = NULL;
+        int r;
+
+        r = get_string(ctx, s, key, &v);
+        if (r < 0)
+                return r;
+        if (streq(v, "sqlite"))
+                *(enum store_backend *) field_of(ctx, k) = STORE_BACKEND_SQLITE;
+        else if (streq(v, "postgresql"))
+                *(enum store_backend *) field_of(ctx, k) = STORE_BACKEND_POSTGRESQL;
+        else
+                return fail(ctx, -EINVAL, line_of(s), "%s: unknown backend '%s' (sqlite or postgresql)",
+                            key, shown(v, buf));
+        return 0;
+}
+
+/* A postgresql:// URI with user:password@ in its authority part. */
+static bool uri_has_password(const char *v) {
+        const char *start = strstr(v, "://"), *at, *colon;
+
+        if (!start)
+                return false;
+        start += 3;
+        at = strchr(start, '@');
+        if (!at || memchr(start, '/', (size_t) (at - start)))
+                return false;
+        colon = memchr(start, ':', (size_t) (at - start));
+        return colon != NULL;
+}
+
+/* A libpq connection string: lockboxd parses it (libpq's own parser) when it connects. Here
+ * only what every reader of this world-readable file must not see: a password. */
+static int parse_conninfo(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k, const char *key) {
+        const char *v = NULL;
+        int r;
+
+        r = get_string(ctx, s, key, &v);
+        if (r < 0)
+                return r;
+        if (strlen(v) > k->max)
+                return fail(ctx, -EINVAL, line_of(s), "%s: longer than %" PRIu64 " bytes", key, k->max);
+        for (const char *p = v; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return fail(ctx, -EINVAL, line_of(s), "%s: contains a control character", key);
+        if (strcasestr(v, "password") || uri_has_password(v))
+                return fail(ctx, -EINVAL, line_of(s),
+                            "%s: holds a password, but this file is world-readable: "
+                            "use a client certificate (or a passfile only root reads)", key);
         return replace_string(ctx, field_of(ctx, k), v);
 }
 
@@ -508,6 +577,13 @@ static const struct key_def notify_keys[] = {
         {},
 };
 
+static const struct key_def store_keys[] = {
+        KEY("backend", KEY_STORE_BACKEND, parse_backend, store_backend, 0),
+        KEY("conninfo", KEY_STORE_CONNINFO, parse_conninfo, store_conninfo, CONNINFO_MAX),
+        DURATION_KEY("stale_after", KEY_STORE_STALE_AFTER, store_stale_after, 1, STALE_AFTER_MAX),
+        {},
+};
+
 static const struct key_def root_keys[] = {
         KEY("enabled", KEY_ENABLED, parse_bool, enabled, 0),
         KEY("tenant", KEY_TENANT, parse_tenant, tenant, 0),
@@ -524,6 +600,8 @@ static const struct key_def root_keys[] = {
         { "notify", KEY_NOTIFY, parse_section, 0, 0, 0, notify_keys },
         { "max_open_requests", KEY_MAX_OPEN_REQUESTS, parse_count, offsetof(struct lb_config, max_open_requests), 1,
           OPEN_REQUESTS_MAX, NULL },
+        KEY("request_hint", KEY_REQUEST_HINT, parse_hint, request_hint, REQUEST_HINT_MAX),
+        { "store", KEY_STORE, parse_section, 0, 0, 0, store_keys },
         {},
 };
 
@@ -590,6 +668,8 @@ static int check_cross(struct parse_ctx *ctx) {
 
         if (!ctx->seen[KEY_TENANT])
                 return fail(ctx, -EINVAL, 0, "tenant: not set");
+        if (c->store_backend == STORE_BACKEND_POSTGRESQL && isempty(c->store_conninfo))
+                return fail(ctx, -EINVAL, ctx->line[KEY_STORE_BACKEND], "store.conninfo: not set, and the postgresql backend needs it");
 
         r = check_order(ctx, KEY_MIN_DURATION, "min_duration", c->min_duration,
                         KEY_MAX_DURATION, "max_duration", c->max_duration);
@@ -1050,6 +1130,8 @@ int config_defaults(struct lb_config **ret) {
                 .default_duration = 3600,
                 .pam_timeout = 2,
                 .max_open_requests = 3,
+                .store_backend = STORE_BACKEND_SQLITE,
+                .store_stale_after = 2,
         };
         c->tenant = strdup("");
         c->operator_display_name = strdup("Microsoft Operator");
@@ -1062,7 +1144,10 @@ int config_defaults(struct lb_config **ret) {
         c->notify_command = strdup("");
         c->notify_sendmail = strdup("/usr/sbin/sendmail");
         c->notify_from = strdup("lockbox@localhost");
-        if (!c->tenant || !c->operator_display_name || !c->socket || !c->database ||
+        c->request_hint = strdup("");
+        c->store_conninfo = strdup("");
+        if (!c->request_hint || !c->store_conninfo ||
+            !c->tenant || !c->operator_display_name || !c->socket || !c->database ||
             !c->group_operators || !c->group_managers || !c->group_approvers || !c->group_admins ||
             !c->notify_command || !c->notify_sendmail || !c->notify_from)
                 return -ENOMEM; /* cppcheck-suppress memleak ; c is freed by its _cleanup_ */
@@ -1087,5 +1172,7 @@ void config_free(struct lb_config *c) {
         strv_free(c->notify_mail_to, c->n_notify_mail_to);
         free(c->notify_sendmail);
         free(c->notify_from);
+        free(c->request_hint);
+        free(c->store_conninfo);
         free(c);
 }

@@ -18,6 +18,15 @@
 #define CONFIG_ERROR_MAX 512
 #define CONFIG_MAIL_TO_MAX 32
 
+#define REQUEST_HINT_MAX 256
+#define CONNINFO_MAX 1024
+#define STALE_AFTER_MAX 3600
+
+enum store_backend {
+        STORE_BACKEND_SQLITE,           /* `database`, this host alone */
+        STORE_BACKEND_POSTGRESQL,       /* SPEC §10: shared by the hosts of a tenant */
+};
+
 struct lb_config {
         bool enabled;
         char *tenant;
@@ -40,6 +49,10 @@ struct lb_config {
         char *notify_sendmail;
         char *notify_from;
         unsigned max_open_requests;     /* pending requests per operator */
+        char *request_hint;             /* "" = none: where this tenant's operators file requests */
+        enum store_backend store_backend;
+        char *store_conninfo;           /* libpq connection string, postgresql only */
+        uint64_t store_stale_after;     /* seconds: a fleet host whose view is older refuses operators */
 };
 
 /* Defaults of every key, as SPEC §7 lists them. Returns 0 or -ENOMEM. */

@@ -679,6 +679,52 @@ static void test_messages(void) {
 }
 
 /* The fixed rule that maps a config path to lockboxd's snapshot of it (config_snapshot_path()). */
+/* SPEC §7 and §10: request_hint and the store section. */
+static void test_store_keys(void) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX] = "";
+
+        is_int(load_text(T "request_hint = \"desk.contoso.example\";\n"
+                           "store = { backend = \"postgresql\";\n"
+                           "          conninfo = \"host=db dbname=lockbox sslmode=verify-full sslcert=/etc/lockbox/c.crt\";\n"
+                           "          stale_after = \"5s\"; };\n", &c, err), 0, "fleet keys load");
+        if (c) {
+                is_int(c->store_backend, STORE_BACKEND_POSTGRESQL, "store.backend = postgresql");
+                is_str(c->store_conninfo, "host=db dbname=lockbox sslmode=verify-full sslcert=/etc/lockbox/c.crt",
+                       "store.conninfo");
+                is_int(c->store_stale_after, 5, "store.stale_after");
+                is_str(c->request_hint, "desk.contoso.example", "request_hint");
+        }
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T, &c, err), 0, "a config without them loads");
+        if (c) {
+                is_int(c->store_backend, STORE_BACKEND_SQLITE, "store.backend defaults to sqlite");
+                is_str(c->store_conninfo, "", "store.conninfo defaults to empty");
+                is_int(c->store_stale_after, 2, "store.stale_after defaults to 2s");
+                is_str(c->request_hint, "", "request_hint defaults to empty");
+        }
+        expect_refused("unknown backend", T "store = { backend = \"mysql\"; };\n", -EINVAL, 2, "store.backend");
+        expect_refused("postgresql without conninfo", T "store = { backend = \"postgresql\"; };\n", -EINVAL, 2,
+                       "store.conninfo");
+        expect_refused("a password in conninfo (the file is world-readable)",
+                       T "store = { backend = \"postgresql\"; conninfo = \"host=db password=s3cret\"; };\n",
+                       -EINVAL, 2, "store.conninfo");
+        expect_refused("a password in a conninfo URI",
+                       T "store = { backend = \"postgresql\"; conninfo = \"postgresql://u:s3cret@db/lockbox\"; };\n",
+                       -EINVAL, 2, "store.conninfo");
+        expect_refused("a control character in conninfo", T "store = { conninfo = \"host=db\\tx\"; };\n", -EINVAL, 2,
+                       "store.conninfo");
+        expect_refused("stale_after 0", T "store = { stale_after = 0; };\n", -EINVAL, 2, "store.stale_after");
+        expect_refused("stale_after past 1h", T "store = { stale_after = \"2h\"; };\n", -EINVAL, 2, "store.stale_after");
+        expect_refused("an unknown store key", T "store = { host = \"db\"; };\n", -EINVAL, 2, "store.host");
+        expect_refused("request_hint with a control character", T "request_hint = \"a\\nb\";\n", -EINVAL, 2,
+                       "request_hint");
+        expect_loads("request_hint empty", T "request_hint = \"\";\n");
+        expect_loads("a conninfo URI with a user and no password",
+                     T "store = { backend = \"postgresql\"; conninfo = \"postgresql://web1@db/lockbox?sslmode=verify-full\"; };\n");
+}
+
 static void test_snapshot_path(void) {
         static const struct { const char *path, *want; } rows[] = {
                 { "/etc/lockbox/lockbox.conf", LOCKBOX_SNAPSHOT_DIR "/etc-lockbox-lockbox.conf.active" },
@@ -734,6 +780,7 @@ int main(void) {
         test_refusals();
         test_include();
         test_messages();
+        test_store_keys();
         test_snapshot_path();
 
         {
