@@ -14,6 +14,7 @@
 #include "protocol.h"
 #include "roles.h"
 #include "sessions.h"
+#include "store-postgresql.h"
 #include "text.h"
 
 static int op_forget_session(struct store *s, const void *id) {
@@ -31,6 +32,10 @@ static int validate_pam_items(sd_bus_error *error, const char *user, const char 
             (r = op_validate_text(error, FIELD_TTY, tty, true)) < 0)
                 return r;
         return 0;
+}
+
+bool daemon_view_current(struct daemon *d, const char **why) {
+        return !d->shared || pgstore_view_current(d->shared, why);
 }
 
 int daemon_access(struct daemon *d, const char *user, const char *service, const char *rhost,
@@ -65,6 +70,9 @@ int daemon_access(struct daemon *d, const char *user, const char *service, const
         } else if (!d->config->enabled) {
                 a.admitted = true;
                 a.reason = "the lockbox is disabled on this host";
+        } else if (!daemon_view_current(d, &a.reason)) {
+                /* Fleet mode: a view that may have missed a revocation admits nobody. */
+                a.admitted = false;
         } else {
                 /* No settling here: the lookup compares expires_at with the clock itself,
                  * and the deadline timer does the state changes. */

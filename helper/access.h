@@ -26,6 +26,10 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
 int daemon_session_close(struct daemon *d, const char *user, const char *service, const char *rhost,
                          const char *tty, uint32_t pid, sd_bus_error *error);
 
+/* Whether this host's store may admit operators: always on one host; in fleet mode only
+ * while its view of the shared store is current (else *why says why). */
+bool daemon_view_current(struct daemon *d, const char **why);
+
 /* Who asks daemon_access(), which decides what a user in no operator role gets. */
 enum access_purpose {
         ACCESS_QUERY,           /* `lockbox check`: answers only, nothing is written */

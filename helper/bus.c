@@ -18,6 +18,7 @@
 #include "requests.h"
 #include "protocol.h"
 #include "roles.h"
+#include "store-postgresql.h"
 #include "text.h"
 #include "util.h"
 
@@ -75,7 +76,17 @@ struct connection {
         bool hangup;                    /* the peer will send nothing more */
         bool unread;                    /* its answer is queued, not all taken by the peer yet */
         bool closed;                    /* disconnected: freed when the pump returns */
+        bool dispatching;               /* inside sd_bus_process(): the pump sends what is answered */
+        struct deferred *deferred;      /* a call whose answer waits for the shared store */
         struct connection *prev, *next;
+};
+
+/* A call answered later (fleet mode: when the shared store has answered). It outlives its
+ * connection if need be: the operation ends either way, and a caller gone hears nothing. */
+struct deferred {
+        struct connection *connection;  /* NULL once the connection is gone */
+        sd_bus_message *call;
+        bool answer_id_only;            /* CreateRequest answers the id; decisions the request */
 };
 
 /* Who is calling: uid from the kernel (SO_PEERCRED), roles from the group database. */
@@ -217,11 +228,51 @@ static int reply_request(sd_bus_message *m, const struct lb_request *req) {
 
 /* ---- methods ------------------------------------------------------------------------- */
 
+static void connection_pump(struct connection *c);
+
+static void on_write_done(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata) {
+        struct deferred *x = userdata;
+        struct connection *c = x->connection;
+        int k;
+
+        if (c) {
+                if (r < 0 && sd_bus_error_is_set(error))
+                        k = sd_bus_reply_method_error(x->call, error);
+                else if (r < 0)
+                        k = sd_bus_reply_method_errno(x->call, r, NULL);
+                else if (x->answer_id_only)
+                        k = sd_bus_reply_method_return(x->call, "s", req->id);
+                else
+                        k = reply_request(x->call, req);
+                if (k < 0)
+                        c->closed = true;
+                c->deferred = NULL;
+        }
+        sd_bus_message_unref(x->call);
+        free(x);
+        /* Answered from the shared store's event, not from the call's own dispatch: send it. */
+        if (c && !c->dispatching)
+                connection_pump(c);
+}
+
+/* Starts a call that writes the store; its answer is sent by on_write_done(). */
+static struct deferred *deferred_new(struct connection *c, sd_bus_message *m, bool answer_id_only) {
+        struct deferred *x = calloc(1, sizeof(*x));
+
+        if (!x)
+                return NULL;
+        x->connection = c;
+        x->call = sd_bus_message_ref(m);
+        x->answer_id_only = answer_id_only;
+        c->deferred = x;
+        return x;
+}
+
 static int method_create_request(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct connection *c = userdata;
         _cleanup_(caller_done) struct caller who = {};
         const char *tenant, *ticket, *reason;
-        struct lb_request req = {};
+        struct deferred *x;
         uint64_t duration;
         int r;
 
@@ -231,12 +282,11 @@ static int method_create_request(sd_bus_message *m, void *userdata, sd_bus_error
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        r = daemon_create_request(c->daemon, &who.who, who.ip, tenant, ticket, reason, duration, &req, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_reply_method_return(m, "s", req.id);
-        request_done(&req);
-        return r;
+        x = deferred_new(c, m, true);
+        if (!x)
+                return -ENOMEM;
+        daemon_create_request(c->daemon, &who.who, who.ip, tenant, ticket, reason, duration, on_write_done, x);
+        return 1;
 }
 
 static int method_list_requests(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -293,8 +343,8 @@ static int method_get_request(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 static int decide(sd_bus_message *m, struct connection *c, enum lb_action action, sd_bus_error *error) {
         _cleanup_(caller_done) struct caller who = {};
-        struct lb_request req = {};
         const char *id, *comment = "";
+        struct deferred *x;
         int r;
 
         if (action == ACTION_CANCEL)
@@ -306,12 +356,11 @@ static int decide(sd_bus_message *m, struct connection *c, enum lb_action action
         r = caller_get(c, m, &who, error);
         if (r < 0)
                 return r;
-        r = daemon_decide(c->daemon, &who.who, who.ip, action, id, comment, &req, error);
-        if (r < 0)
-                return r;
-        r = reply_request(m, &req);
-        request_done(&req);
-        return r;
+        x = deferred_new(c, m, false);
+        if (!x)
+                return -ENOMEM;
+        daemon_decide(c->daemon, &who.who, who.ip, action, id, comment, on_write_done, x);
+        return 1;
 }
 
 static int method_approve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -430,6 +479,16 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
                 r = sd_bus_message_append(reply, "(st)", state_to_string((enum lb_state) s), counts[s]);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
+        /* The store: its backend, and in fleet mode the view's age (µs, -1: never read), this
+         * host's clock against the database's (ms) and the last error of the shared store. */
+        if (r >= 0 && c->daemon->shared) {
+                struct pgstore_status st;
+
+                pgstore_status(c->daemon->shared, &st);
+                r = sd_bus_message_append(reply, "(sxxs)", "postgresql", st.view_age_usec, st.clock_offset_msec,
+                                          st.last_error);
+        } else if (r >= 0)
+                r = sd_bus_message_append(reply, "(sxxs)", "sqlite", (int64_t) -1, (int64_t) 0, "");
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         return r;
@@ -499,7 +558,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("Cancel", "s", LB_REQUEST_SIG, method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Revoke", "ss", LB_REQUEST_SIG, method_revoke, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("CheckUser", "s", "bssx", method_check_user, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("GetStatus", "", "bssa(st)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("GetStatus", "", "bssa(st)(sxxs)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionOpen", "ssssus", "s", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionClose", "ssssu", "", method_session_close, SD_BUS_VTABLE_UNPRIVILEGED),
@@ -578,6 +637,8 @@ static void connection_free(struct connection *c) {
         d->n_connections--;
         d->connections_in_pool[c->pool]--;
         uid_count_remove(d, c->uid, c->unread);
+        if (c->deferred)
+                c->deferred->connection = NULL;
         sd_event_source_disable_unref(c->io_source);
         sd_event_source_disable_unref(c->timer);
         sd_bus_close_unref(c->bus);
@@ -766,6 +827,9 @@ static void connection_pump(struct connection *c) {
                          * call; once nothing is queued, it is all out: the slot is free again. */
                         uint64_t queued = 0;
 
+                        /* The answer waits for the shared store: on_write_done() pumps again. */
+                        if (c->deferred)
+                                break;
                         if (sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0) {
                                 c->closed = true;
                                 break;
@@ -788,7 +852,9 @@ static void connection_pump(struct connection *c) {
                                        (!c->hangup && !(sd_bus_get_events(c->bus) & POLLOUT))))
                                 break;
                 }
+                c->dispatching = true;
                 r = sd_bus_process(c->bus, NULL);
+                c->dispatching = false;
                 if (r < 0) {
                         c->closed = true;
                         break;

@@ -17,6 +17,7 @@
 #include "notify.h"
 #include "requests.h"
 #include "sessions.h"
+#include "store-postgresql.h"
 #include "trusted-file.h"
 #include "util.h"
 
@@ -186,8 +187,10 @@ int daemon_reload(struct daemon *d) {
         r = config_load_source(d->config_path, &c, &source, err);
         /* The module would dial a new socket at once while this daemon still listens on the
          * old one: such a change needs a restart, and the reload keeps the running rules. */
-        if (r >= 0 && (!streq(c->socket, d->config->socket) || !streq(c->database, d->config->database))) {
-                snprintf(err, sizeof(err), "%s: socket and database can change only at a restart", d->config_path);
+        if (r >= 0 && (!streq(c->socket, d->config->socket) || !streq(c->database, d->config->database) ||
+                       c->store_backend != d->config->store_backend ||
+                       !streq(c->store_conninfo, d->config->store_conninfo))) {
+                snprintf(err, sizeof(err), "%s: socket, database and store can change only at a restart", d->config_path);
                 r = -EINVAL;
         }
         /* The module follows the snapshot: the daemon takes the new file only if the module
@@ -308,6 +311,13 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = sd_event_source_set_enabled(d->sweep_timer, SD_EVENT_ON);
         if (r >= 0)
                 r = sessions_new(d, &d->sessions);
+        if (r >= 0 && d->config->store_backend == STORE_BACKEND_POSTGRESQL) {
+                r = store_view_reset(d->store);
+                if (r < 0)
+                        fprintf(stderr, "lockboxd: cannot reset this host's view of the shared store: %s\n", strerror(-r));
+                else
+                        r = pgstore_new(d, &d->shared);
+        }
         if (r >= 0)
                 r = bus_listen(d);
         if (r < 0)
@@ -325,6 +335,7 @@ void daemon_free(struct daemon *d) {
         bus_shutdown(d);
         notify_shutdown(d);
         sessions_free(d->sessions);
+        pgstore_free(d->shared);
         sd_event_source_unref(d->deadline_timer);
         sd_event_source_unref(d->sweep_timer);
         sd_event_source_unref(d->listen_source);

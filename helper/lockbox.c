@@ -581,7 +581,8 @@ static int verb_status(struct verb_args *a) {
                 {}
         };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *tenant, *version, *state;
+        const char *tenant, *version, *state, *backend, *last_error;
+        int64_t view_age_usec, clock_offset_msec;
         uint64_t count;
         int enabled, c, r;
         size_t n = 0;
@@ -621,10 +622,36 @@ static int verb_status(struct verb_args *a) {
                 } else
                         printf("%-16s %" PRIu64 "\n", state, count);
         }
-        if (r < 0)
+        if (r < 0 || sd_bus_message_exit_container(reply) < 0 ||
+            sd_bus_message_read(reply, "(sxxs)", &backend, &view_age_usec, &clock_offset_msec, &last_error) < 0)
                 return die(EXIT_HELPER, "malformed reply from the helper");
-        if (a->json)
+        if (a->json) {
+                fputs("},\"store\":{\"backend\":", stdout);
+                json_write_string(stdout, backend);
+                if (streq(backend, "postgresql")) {
+                        if (view_age_usec >= 0)
+                                printf(",\"view_age_ms\":%" PRId64, view_age_usec / 1000);
+                        else
+                                fputs(",\"view_age_ms\":null", stdout);
+                        printf(",\"clock_offset_ms\":%" PRId64 ",\"last_error\":", clock_offset_msec);
+                        if (isempty(last_error))
+                                fputs("null", stdout);
+                        else
+                                json_write_string(stdout, last_error);
+                }
                 fputs("}}\n", stdout);
+        } else if (streq(backend, "postgresql")) {
+                _cleanup_(freep) char *esc_error = text_escape(last_error);
+
+                printf("Store:     postgresql (shared by the tenant's hosts)\n");
+                if (view_age_usec >= 0)
+                        printf("View age:  %" PRId64 ".%03" PRId64 " s (clock %+" PRId64 " ms from the database's)\n",
+                               view_age_usec / 1000000, view_age_usec / 1000 % 1000, clock_offset_msec);
+                else
+                        printf("View age:  never read\n");
+                printf("Last error: %s\n", isempty(last_error) ? "none" : strempty(esc_error));
+        } else
+                printf("Store:     %s\n", backend);
         return EXIT_DONE;
 }
 

@@ -8,7 +8,8 @@
  *   Approve(s id, s comment) / Deny(s id, s comment) / Revoke(s id, s comment)
  *   Cancel(s id) -> (REQUEST)                                 each returns the request after
  *   CheckUser(s user) -> (b admitted, s reason, s request_id, x expires_at)      admin
- *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts)
+ *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts,
+ *                   (s backend, x view_age_usec, x clock_offset_msec, s last_error) store)
  *   AccessCheck(s user, s service, s rhost, s tty)
  *       -> (b admitted, s reason, s request_id, x expires_at)      uid 0 only, audited
  *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)

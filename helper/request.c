@@ -99,3 +99,26 @@ const char *timestamp_format(int64_t t, char buf[static TIMESTAMP_BUF]) {
 
         return buf;
 }
+
+static int dup_or_null(const char *s, char **ret) {
+        *ret = NULL;
+        if (!s)
+                return 0;
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int request_copy(const struct lb_request *src, struct lb_request *ret) {
+        struct lb_request r = *src;
+
+        r.tenant = r.requester = r.ticket = r.reason = r.manager = r.approver = r.comment = NULL;
+        if (dup_or_null(src->tenant, &r.tenant) < 0 || dup_or_null(src->requester, &r.requester) < 0 ||
+            dup_or_null(src->ticket, &r.ticket) < 0 || dup_or_null(src->reason, &r.reason) < 0 ||
+            dup_or_null(src->manager, &r.manager) < 0 || dup_or_null(src->approver, &r.approver) < 0 ||
+            dup_or_null(src->comment, &r.comment) < 0) {
+                request_done(&r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}

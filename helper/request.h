@@ -52,6 +52,8 @@ struct lb_request {
 
 void request_done(struct lb_request *r);        /* frees the strings, keeps r */
 void request_array_free(struct lb_request *a, size_t n);
+/* A copy of src with strings of its own, into ret. Returns 0 or -ENOMEM. */
+int request_copy(const struct lb_request *src, struct lb_request *ret);
 
 /* Formats t as RFC 3339 UTC ("2026-11-22T06:25:34Z") into buf; t == 0 gives "". */
 #define TIMESTAMP_BUF 32

@@ -16,6 +16,7 @@
 #include "protocol.h"
 #include "requests.h"
 #include "sessions.h"
+#include "store-postgresql.h"
 #include "text.h"
 
 #define SETTLE_BATCH 256
@@ -35,6 +36,83 @@ static int op_restore_request(struct store *s, const void *arg) {
         const struct restore *x = arg;
 
         return store_transition(s, x->before, x->decided);
+}
+
+/* ---- writes: at once on the SQLite store, when the shared store answers in fleet mode ---- */
+
+/* A filing or a decision between the checks that allowed it and the audit that ends it. */
+struct write {
+        struct daemon *d;
+        struct lb_request req;          /* as written (the shared store's dates once it answers) */
+        struct lb_request before;       /* a decision: the request as it was read */
+        enum lb_action action;
+        struct policy_outcome outcome;
+        char *who_name;
+        bool by_requester;
+        char *ip;
+        op_done_t done;
+        void *userdata;
+};
+
+static void write_free(struct write *w) {
+        request_done(&w->req);
+        request_done(&w->before);
+        free(w->who_name);
+        free(w->ip);
+        free(w);
+}
+
+/* Ends the operation: the caller hears r (and error, or the request), and w is freed. */
+static void write_end(struct write *w, int r, const sd_bus_error *error) {
+        w->done(r, r >= 0 ? &w->req : NULL, error, w->userdata);
+        write_free(w);
+}
+
+static void write_fail(struct write *w, int r, const char *name, const char *message) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        (void) op_fail(&error, r, name, "%s", message);
+        write_end(w, r, &error);
+}
+
+/* An error of the shared store, for the caller: what happened to the write, in one line. */
+static int fail_shared(sd_bus_error *error, int r, const char *what) {
+        if (r == -EPERM)
+                return op_fail(error, r, LB_ERROR_REFUSED,
+                               "%s: this host's role in the shared store may not (decisions are made on a desk host)", what);
+        if (r == -ETIMEDOUT)
+                return op_fail(error, r, LB_ERROR_FAILED,
+                               "%s: the shared store did not answer in time; it may or may not have been recorded "
+                               "(see lockbox show)", what);
+        return op_fail_store(error, r, what);
+}
+
+/* Shared-store take-backs run on their own; their failure is logged as critical. */
+static void on_taken_back(int r, bool applied, const struct lb_request *row, void *userdata) {
+        char *id = userdata;
+
+        (void) row;
+        if (r < 0 || !applied)
+                fprintf(stderr, "lockboxd: CRITICAL: cannot take back the change to request %s after its audit failed: %s\n",
+                        id, r < 0 ? strerror(-r) : "it changed meanwhile");
+        free(id);
+}
+
+static struct write *write_new(struct daemon *d, const char *who_name, const char *ip, op_done_t done, void *userdata) {
+        struct write *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                return NULL;
+        w->d = d;
+        w->done = done;
+        w->userdata = userdata;
+        w->who_name = strdup(who_name ? who_name : "");
+        w->ip = strdup(ip ? ip : "");
+        if (!w->who_name || !w->ip) {
+                write_free(w);
+                return NULL;
+        }
+        return w;
 }
 
 /* ---- the deadline timer ------------------------------------------------------------ */
@@ -98,10 +176,80 @@ static void audit_time_event(struct daemon *d, const struct lb_request *r) {
         notify_event(d, expired ? "expired" : "ended", r, NULL);
 }
 
+/* Fleet mode: each due request is settled in the shared store, where of all the hosts that
+ * try, one applies it and audits it. A grant that ran out ends its sessions on this host now,
+ * whoever records the end. */
+struct settle {
+        struct daemon *d;
+};
+
+static void settle_round_end(struct daemon *d) {
+        int64_t next;
+
+        /* Still due after a round (the store was unreachable, or by the database's clock it is
+         * not yet time): try again in a second, not at once. */
+        if (store_next_deadline(d->store, d->config->request_timeout, &next) >= 0 && next <= daemon_now()) {
+                (void) sd_event_source_set_time(d->deadline_timer, (uint64_t) (daemon_now() + 1) * 1000000u);
+                (void) sd_event_source_set_enabled(d->deadline_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) daemon_arm_deadline(d);
+}
+
+static void on_settled(int r, bool applied, const struct lb_request *row, void *userdata) {
+        struct settle *x = userdata;
+        struct daemon *d = x->d;
+
+        free(x);
+        if (r >= 0 && applied && (row->state == LB_STATE_EXPIRED || row->state == LB_STATE_ENDED))
+                audit_time_event(d, row);
+        if (--d->settles_in_flight == 0)
+                settle_round_end(d);
+}
+
+static int settle_shared(struct daemon *d) {
+        struct lb_request *due = NULL;
+        size_t n = 0;
+        bool grant_ended = false;
+        int64_t now = daemon_now();
+        int r;
+
+        if (d->settles_in_flight > 0)
+                return 0;       /* the round in flight re-arms the timer when it ends */
+        r = store_due(d->store, now - (int64_t) d->config->request_timeout, now, SETTLE_BATCH, &due, &n);
+        if (r < 0) {
+                fprintf(stderr, "lockboxd: cannot read due requests: %s\n", strerror(-r));
+                return r;
+        }
+        d->settles_in_flight++; /* the round itself, so that no answer ends it early */
+        for (size_t i = 0; i < n; i++) {
+                struct settle *x;
+
+                if (policy_due(d->config, &due[i], now) < 0)
+                        continue;
+                if (due[i].state == LB_STATE_APPROVED)
+                        grant_ended = true;
+                x = calloc(1, sizeof(*x));
+                if (!x)
+                        break;
+                x->d = d;
+                d->settles_in_flight++;
+                pgstore_settle(d->shared, &due[i], d->config->request_timeout, on_settled, x);
+        }
+        request_array_free(due, n);
+        if (grant_ended)
+                (void) sessions_enforce(d);
+        if (--d->settles_in_flight == 0)
+                settle_round_end(d);
+        return 0;
+}
+
 int daemon_settle(struct daemon *d) {
         bool ended_something = false;
         int r;
 
+        if (d->shared)
+                return settle_shared(d);
         for (;;) {
                 struct lb_request *due = NULL;
                 size_t n = 0, changed = 0;
@@ -160,111 +308,177 @@ int daemon_settle(struct daemon *d) {
         return r;
 }
 
+void daemon_view_changed(struct daemon *d) {
+        if (d->settles_in_flight == 0)
+                (void) daemon_arm_deadline(d);
+        (void) sessions_enforce(d);
+}
+
+/* Not an audit event of its own (SPEC §8 has none): each operator it refuses is audited as
+ * access-denied with this reason, each session it ends as session-terminated. */
+void daemon_view_stale(struct daemon *d, bool stale, const char *why) {
+        if (stale)
+                fprintf(stderr, "lockboxd: operators are refused on this host: %s\n", why);
+        else
+                fprintf(stderr, "lockboxd: this host's view of the shared store is current again\n");
+        if (stale)
+                (void) sessions_enforce(d);
+}
+
 /* ---- operations --------------------------------------------------------------------- */
 
-int daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
-                          const char *tenant, const char *ticket, const char *reason,
-                          uint64_t duration, struct lb_request *ret, sd_bus_error *error) {
+static void filed(struct write *w, int r) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(freep) char *message = NULL, *esc_ticket = NULL;
+        struct daemon *d = w->d;
+        char dbuf[DURATION_BUF];
+
+        if (r < 0) {
+                r = d->shared ? fail_shared(&error, r, "filing the request") : op_fail_store(&error, r, "creating the request");
+                write_end(w, r, &error);
+                return;
+        }
+        esc_ticket = text_escape(w->req.ticket);
+        if (asprintf(&message, "Request %s filed by %s for tenant %s, ticket %s, for %s",
+                     w->req.id, w->req.requester, w->req.tenant, strempty(esc_ticket),
+                     duration_format(w->req.duration, dbuf)) < 0)
+                message = NULL;
+        r = audit_write(&(struct audit_entry) {
+                .event = "request-created",
+                .priority = LOG_NOTICE,
+                .request = &w->req,
+                .user = d->config->operator_display_name,
+                .operator_account = w->req.requester,
+                .ip = w->ip,
+                .message = message,
+        });
+        if (r < 0) {
+                if (d->shared) {
+                        char *id = strdup(w->req.id);
+
+                        if (id)
+                                pgstore_withdraw(d->shared, id, on_taken_back, id);
+                        else
+                                fprintf(stderr, "lockboxd: CRITICAL: cannot take back request %s: out of memory\n", w->req.id);
+                } else
+                        op_take_back(d, op_delete_request, w->req.id, "the request", w->req.id);
+                r = op_fail_audit(&error, r);
+                write_end(w, r, &error);
+                return;
+        }
+        (void) daemon_arm_deadline(d);
+        notify_event(d, "request-created", &w->req, NULL);
+        write_end(w, 0, NULL);
+}
+
+static void on_filed_shared(int r, bool applied, const struct lb_request *row, void *userdata) {
+        struct write *w = userdata;
+
+        if (r >= 0 && !applied)
+                r = -EEXIST;
+        if (r >= 0)
+                w->req.created_at = row->created_at;    /* the database's clock */
+        filed(w, r);
+}
+
+void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+                           const char *tenant, const char *ticket, const char *reason,
+                           uint64_t duration, op_done_t done, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         char dbuf[DURATION_BUF], minbuf[DURATION_BUF], maxbuf[DURATION_BUF];
-        struct lb_request req = {};
+        struct write *w;
         const char *why = NULL;
         uint64_t open_requests = 0;
         int r;
 
-        r = op_require_role(who, error);
-        if (r < 0)
-                return r;
-        r = op_validate_text(error, FIELD_TICKET, ticket, false);
-        if (r < 0)
-                return r;
-        r = op_validate_text(error, FIELD_REASON, reason, false);
-        if (r < 0)
-                return r;
+        if ((r = op_require_role(who, &error)) < 0 ||
+            (r = op_validate_text(&error, FIELD_TICKET, ticket, false)) < 0 ||
+            (r = op_validate_text(&error, FIELD_REASON, reason, false)) < 0)
+                goto fail;
         if (isempty(tenant))
                 tenant = d->config->tenant;
-        r = op_validate_text(error, FIELD_TENANT, tenant, false);
+        r = op_validate_text(&error, FIELD_TENANT, tenant, false);
         if (r < 0)
-                return r;
+                goto fail;
         if (duration == 0)
                 duration = d->config->default_duration;
-        if (duration > DURATION_MAX_SEC)
-                return op_fail(error, -ERANGE, LB_ERROR_INVALID, "duration is out of range");
+        if (duration > DURATION_MAX_SEC) {
+                r = op_fail(&error, -ERANGE, LB_ERROR_INVALID, "duration is out of range");
+                goto fail;
+        }
 
         r = policy_may_request(d->config, who, tenant, duration, &why);
         if (r == -ERANGE)
-                return op_fail(error, r, LB_ERROR_REFUSED, "duration %s is outside the allowed range %s to %s",
+                r = op_fail(&error, r, LB_ERROR_REFUSED, "duration %s is outside the allowed range %s to %s",
                             duration_format(duration, dbuf), duration_format(d->config->min_duration, minbuf),
                             duration_format(d->config->max_duration, maxbuf));
+        else if (r < 0)
+                r = op_fail(&error, r, LB_ERROR_REFUSED, "%s", why);
         if (r < 0)
-                return op_fail(error, r, LB_ERROR_REFUSED, "%s", why);
+                goto fail;
 
         r = store_count_pending(d->store, who->name, &open_requests);
-        if (r < 0)
-                return op_fail_store(error, r, "counting your pending requests");
-        if (open_requests >= d->config->max_open_requests)
-                return op_fail(error, -EUSERS, LB_ERROR_REFUSED,
+        if (r < 0) {
+                r = op_fail_store(&error, r, "counting your pending requests");
+                goto fail;
+        }
+        if (open_requests >= d->config->max_open_requests) {
+                r = op_fail(&error, -EUSERS, LB_ERROR_REFUSED,
                             "you have %" PRIu64 " requests pending, the most max_open_requests allows; "
                             "cancel one or wait for a decision", open_requests);
+                goto fail;
+        }
 
-        req = (struct lb_request) {
+        w = write_new(d, who->name, ip, done, userdata);
+        if (!w) {
+                r = op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                goto fail;
+        }
+        w->req = (struct lb_request) {
                 .requester_uid = who->uid,
                 .duration = duration,
                 .state = d->config->require_manager_approval ? LB_STATE_PENDING_MANAGER : LB_STATE_PENDING,
                 .created_at = daemon_now(),
         };
-        req.tenant = strdup(tenant);
-        req.requester = strdup(who->name);
-        req.ticket = strdup(ticket);
-        req.reason = strdup(reason);
-        if (!req.tenant || !req.requester || !req.ticket || !req.reason) {
-                request_done(&req);
-                return op_fail(error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+        w->req.tenant = strdup(tenant);
+        w->req.requester = strdup(who->name);
+        w->req.ticket = strdup(ticket);
+        w->req.reason = strdup(reason);
+        if (!w->req.tenant || !w->req.requester || !w->req.ticket || !w->req.reason) {
+                write_fail(w, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                return;
         }
 
+        if (d->shared) {
+                r = id_generate(w->req.id);
+                if (r < 0) {
+                        filed(w, r);
+                        return;
+                }
+                pgstore_file(d->shared, &w->req, on_filed_shared, w);
+                return;
+        }
         for (int attempt = 0;; attempt++) {
-                r = id_generate(req.id);
+                r = id_generate(w->req.id);
                 if (r < 0)
                         break;
                 r = store_begin(d->store);
                 if (r < 0)
                         break;
-                r = store_insert(d->store, &req);
+                r = store_insert(d->store, &w->req);
                 if (r != -EEXIST || attempt >= 3)
                         break;
                 (void) store_rollback(d->store);
         }
         if (r >= 0)
                 r = store_commit(d->store);
-        if (r < 0) {
+        if (r < 0)
                 (void) store_rollback(d->store);
-                request_done(&req);
-                return op_fail_store(error, r, "creating the request");
-        }
+        filed(w, r);
+        return;
 
-        esc_ticket = text_escape(req.ticket);
-        if (asprintf(&message, "Request %s filed by %s for tenant %s, ticket %s, for %s",
-                     req.id, who->name, req.tenant, strempty(esc_ticket),
-                     duration_format(req.duration, dbuf)) < 0)
-                message = NULL;
-        r = audit_write(&(struct audit_entry) {
-                .event = "request-created",
-                .priority = LOG_NOTICE,
-                .request = &req,
-                .user = d->config->operator_display_name,
-                .operator_account = req.requester,
-                .ip = ip,
-                .message = message,
-        });
-        if (r < 0) {
-                op_take_back(d, op_delete_request, req.id, "the request", req.id);
-                request_done(&req);
-                return op_fail_audit(error, r);
-        }
-        (void) daemon_arm_deadline(d);
-        notify_event(d, "request-created", &req, NULL);
-        *ret = req;
-        return 0;
+fail:
+        done(r, NULL, &error, userdata);
 }
 
 int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix,
@@ -301,100 +515,139 @@ int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_
         return 0;
 }
 
-int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
-                  const char *id_or_prefix, const char *comment, struct lb_request *ret,
-                  sd_bus_error *error) {
+static void decided(struct write *w, int r) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(freep) char *message = NULL;
-        struct policy_outcome outcome = {};
-        struct lb_request req = {}, before = {};
-        const char *why = NULL;
+        struct daemon *d = w->d;
+        struct lb_request *req = &w->req;
         char until[TIMESTAMP_BUF];
-        bool by_requester;
+
+        if (r < 0) {
+                if (r == -ESTALE || r == -ENOENT)
+                        r = op_fail(&error, r, LB_ERROR_REFUSED, "cannot %s request %s: it was decided or ran out meanwhile",
+                                    w->outcome.event ? action_to_string(w->action) : "decide", req->id);
+                else
+                        r = d->shared ? fail_shared(&error, r, "recording the decision")
+                                      : op_fail_store(&error, r, "recording the decision");
+                write_end(w, r, &error);
+                return;
+        }
+
+        if (asprintf(&message, "Request %s: %s by %s%s%s", req->id, w->outcome.event, w->who_name,
+                     req->state == LB_STATE_APPROVED ? ", access until " : "",
+                     req->state == LB_STATE_APPROVED ? timestamp_format(req->expires_at, until) : "") < 0)
+                message = NULL;
+        r = audit_write(&(struct audit_entry) {
+                .event = w->outcome.event,
+                .priority = LOG_NOTICE,
+                .request = req,
+                .activity = ACTIVITY_DECISION,
+                .user = w->by_requester ? d->config->operator_display_name : w->who_name,
+                .operator_account = req->requester,
+                .decision = w->outcome.decision,
+                .item = true,
+                .ip = w->ip,
+                .message = message,
+        });
+        if (r < 0) {
+                if (d->shared) {
+                        char *id = strdup(req->id);
+
+                        if (id)
+                                pgstore_undecide(d->shared, &w->before, req->state, on_taken_back, id);
+                        else
+                                fprintf(stderr, "lockboxd: CRITICAL: cannot take back the decision on %s: out of memory\n",
+                                        req->id);
+                } else
+                        op_take_back(d, op_restore_request, &(struct restore) { &w->before, req->state },
+                                     "the decision on", req->id);
+                r = op_fail_audit(&error, r);
+                write_end(w, r, &error);
+                return;
+        }
+        (void) daemon_arm_deadline(d);
+        if (req->state == LB_STATE_REVOKED)
+                (void) sessions_enforce(d);
+        notify_event(d, w->outcome.event, req, w->who_name);
+        write_end(w, 0, NULL);
+}
+
+static void on_decided_shared(int r, bool applied, const struct lb_request *row, void *userdata) {
+        struct write *w = userdata;
+
+        if (r >= 0 && !applied)
+                r = -ESTALE;
+        if (r >= 0) {
+                /* The database dated it: the request as it has it is the one audited. */
+                request_done(&w->req);
+                r = request_copy(row, &w->req);
+        }
+        decided(w, r);
+}
+
+void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
+                   const char *id_or_prefix, const char *comment, op_done_t done, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *why = NULL;
+        struct write *w;
         int64_t now;
         int r;
 
-        r = op_validate_text(error, FIELD_COMMENT, comment, true);
-        if (r < 0)
-                return r;
-        r = daemon_lookup(d, who, id_or_prefix, &req, error);
-        if (r < 0)
-                return r;
+        r = op_validate_text(&error, FIELD_COMMENT, comment, true);
+        if (r < 0) {
+                done(r, NULL, &error, userdata);
+                return;
+        }
+        w = write_new(d, who->name, ip, done, userdata);
+        if (!w) {
+                (void) op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                done(-ENOMEM, NULL, &error, userdata);
+                return;
+        }
+        w->action = action;
+        r = daemon_lookup(d, who, id_or_prefix, &w->req, &error);
+        if (r < 0) {
+                write_end(w, r, &error);
+                return;
+        }
 
         /* The request as it was, to put back if the decision cannot be audited. */
-        r = store_get(d->store, req.id, &before);
+        r = store_get(d->store, w->req.id, &w->before);
         if (r < 0) {
-                request_done(&req);
-                return op_fail_store(error, r, "reading the request");
+                r = op_fail_store(&error, r, "reading the request");
+                write_end(w, r, &error);
+                return;
         }
         /* Decide on the state as of now, not as of the last timer: a request whose time ran
          * out is decided as expired or ended, and the write below only lands if the row is
          * still in the state it was read in. */
         now = daemon_now();
-        req.state = policy_state_at(d->config, &req, now);
-        r = policy_decide(d->config, who, action, &req, comment, now, &outcome, &why);
+        w->req.state = policy_state_at(d->config, &w->req, now);
+        r = policy_decide(d->config, who, action, &w->req, comment, now, &w->outcome, &why);
         if (r == -ENOMEM) {
-                request_done(&before);
-                request_done(&req);
-                return op_fail(error, r, LB_ERROR_FAILED, "out of memory");
+                write_fail(w, r, LB_ERROR_FAILED, "out of memory");
+                return;
         }
         if (r < 0) {
-                int k = op_fail(error, r, LB_ERROR_REFUSED, "cannot %s request %s: %s (it is %s)",
-                             action_to_string(action), req.id, why, state_to_string(req.state));
-                request_done(&before);
-                request_done(&req);
-                return k;
+                r = op_fail(&error, r, LB_ERROR_REFUSED, "cannot %s request %s: %s (it is %s)",
+                            action_to_string(action), w->req.id, why, state_to_string(w->req.state));
+                write_end(w, r, &error);
+                return;
         }
+        w->by_requester = action == ACTION_CANCEL && who->uid == w->req.requester_uid;
 
+        if (d->shared) {
+                pgstore_decide(d->shared, &w->req, w->before.state, on_decided_shared, w);
+                return;
+        }
         r = store_begin(d->store);
         if (r >= 0)
-                r = store_transition(d->store, &req, before.state);
+                r = store_transition(d->store, &w->req, w->before.state);
         if (r >= 0)
                 r = store_commit(d->store);
-        if (r < 0) {
-                int k;
-
+        if (r < 0)
                 (void) store_rollback(d->store);
-                if (r == -ESTALE || r == -ENOENT)
-                        k = op_fail(error, r, LB_ERROR_REFUSED, "cannot %s request %s: it was decided or ran out meanwhile",
-                                 action_to_string(action), req.id);
-                else
-                        k = op_fail_store(error, r, "recording the decision");
-                request_done(&req);
-                request_done(&before);
-                return k;
-        }
-
-        by_requester = action == ACTION_CANCEL && who->uid == req.requester_uid;
-        if (asprintf(&message, "Request %s: %s by %s%s%s", req.id, outcome.event, who->name,
-                     req.state == LB_STATE_APPROVED ? ", access until " : "",
-                     req.state == LB_STATE_APPROVED ? timestamp_format(req.expires_at, until) : "") < 0)
-                message = NULL;
-        r = audit_write(&(struct audit_entry) {
-                .event = outcome.event,
-                .priority = LOG_NOTICE,
-                .request = &req,
-                .activity = ACTIVITY_DECISION,
-                .user = by_requester ? d->config->operator_display_name : who->name,
-                .operator_account = req.requester,
-                .decision = outcome.decision,
-                .item = true,
-                .ip = ip,
-                .message = message,
-        });
-        if (r < 0) {
-                op_take_back(d, op_restore_request, &(struct restore) { &before, req.state },
-                             "the decision on", req.id);
-                request_done(&req);
-                request_done(&before);
-                return op_fail_audit(error, r);
-        }
-        request_done(&before);
-        (void) daemon_arm_deadline(d);
-        if (req.state == LB_STATE_REVOKED)
-                (void) sessions_enforce(d);
-        notify_event(d, outcome.event, &req, who->name);
-        *ret = req;
-        return 0;
+        decided(w, r);
 }
 
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,

@@ -21,16 +21,28 @@ int daemon_arm_deadline(struct daemon *d);
  * each, and re-arms the timer for the next deadline. */
 int daemon_settle(struct daemon *d);
 
-/* Operations behind the bus methods. Each returns 0, or a negative errno with
- * error set to a LB_ERROR_* name and a one-line message for the caller. */
-int daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
-                          const char *tenant, const char *ticket, const char *reason,
-                          uint64_t duration, struct lb_request *ret, sd_bus_error *error);
+/* Fleet mode (store-postgresql.c): the view took in changes from the shared store (re-arms the
+ * deadline timer, ends sessions whose grant is gone), or turned stale or current again (stale:
+ * ends operators' sessions, why says why). */
+void daemon_view_changed(struct daemon *d);
+void daemon_view_stale(struct daemon *d, bool stale, const char *why);
+
+/* The end of an operation that writes the store, called exactly once: with 0 and the request as
+ * written, or a negative errno and error (a LB_ERROR_* name and a one-line message). With the
+ * SQLite store before the operation returns; in fleet mode when the shared store has answered
+ * (or before the operation returns, when it was refused before anything was sent). */
+typedef void (*op_done_t)(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata);
+
+void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+                           const char *tenant, const char *ticket, const char *reason,
+                           uint64_t duration, op_done_t done, void *userdata);
+void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
+                   const char *id_or_prefix, const char *comment, op_done_t done, void *userdata);
+
+/* Operations that only read: each returns 0, or a negative errno with error set to a
+ * LB_ERROR_* name and a one-line message for the caller. */
 int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix,
                   struct lb_request *ret, sd_bus_error *error);
-int daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
-                  const char *id_or_prefix, const char *comment, struct lb_request *ret,
-                  sd_bus_error *error);
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
                 struct lb_request **ret, size_t *ret_n, sd_bus_error *error);
 

@@ -36,6 +36,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-login.h>
 
+#include "access.h"
 #include "audit.h"
 #include "daemon.h"
 #include "id.h"
@@ -664,13 +665,16 @@ static void audit_terminated(struct daemon *d, const struct lb_session *s, const
 }
 
 /* Does the session still run under an active grant? */
-static bool session_permitted(struct daemon *d, const struct lb_session *s, struct lb_request *req, bool *has_req) {
+static bool session_permitted(struct daemon *d, const struct lb_session *s, struct lb_request *req, bool *has_req,
+                              const char **why) {
         *has_req = false;
         if (!s->request_id[0])
                 return !d->config->enabled;
         if (store_get(d->store, s->request_id, req) < 0)
                 return false;
         *has_req = true;
+        if (!daemon_view_current(d, why))
+                return false;
         return req->state == LB_STATE_APPROVED && req->expires_at > daemon_now();
 }
 
@@ -783,8 +787,10 @@ int sessions_enforce(struct daemon *d) {
                         session_forget(m, &sessions[i]);
                         continue;
                 }
-                if (!session_permitted(d, &sessions[i], &req, &has_req)) {
-                        int k = terminate(d, &sessions[i], has_req ? &req : NULL, end_reason(has_req ? &req : NULL));
+                const char *why = NULL;
+
+                if (!session_permitted(d, &sessions[i], &req, &has_req, &why)) {
+                        int k = terminate(d, &sessions[i], has_req ? &req : NULL, why ? why : end_reason(has_req ? &req : NULL));
                         if (k < 0)
                                 fprintf(stderr, "lockboxd: cannot end session %" PRIu32 ": %s\n",
                                         sessions[i].pid, strerror(-k));

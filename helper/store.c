@@ -145,6 +145,7 @@ enum {
         STMT_COUNT_BY_STATE,
         STMT_COUNT_PENDING,
         STMT_DELETE,
+        STMT_VIEW_PUT,
         STMT_SESSION_ADD,
         STMT_SESSION_FIND,
         STMT_SESSION_REMOVE,
@@ -241,6 +242,14 @@ static const struct {
         [STMT_DELETE] = {
                 "delete",
                 "DELETE FROM requests WHERE id = ?1",
+        },
+        [STMT_VIEW_PUT] = {
+                "view put",
+                "INSERT INTO requests (" REQUEST_COLUMNS ") "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                "ON CONFLICT (id) DO UPDATE SET state = excluded.state, decided_at = excluded.decided_at, "
+                "manager = excluded.manager, approver = excluded.approver, comment = excluded.comment, "
+                "expires_at = excluded.expires_at",
         },
         [STMT_SESSION_ADD] = {
                 "session-add",
@@ -799,18 +808,31 @@ int store_rollback(struct store *s) {
 
 /* ---- Requests -------------------------------------------------------------------------------- */
 
-int store_insert(struct store *s, const struct lb_request *r) {
-        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
-        const char *state;
+int store_view_reset(struct store *s) {
+        int r;
+
+        if (!s)
+                return -EINVAL;
+        r = store_begin(s);
+        if (r >= 0)
+                r = exec(s->db, "DELETE FROM requests WHERE id NOT IN "
+                                "(SELECT request_id FROM sessions WHERE request_id IS NOT NULL)");
+        if (r >= 0)
+                r = exec(s->db, "UPDATE requests SET state = CASE state WHEN 'approved' THEN 'ended' ELSE 'expired' END "
+                                "WHERE state IN ('pending-manager', 'pending', 'approved')");
+        if (r >= 0)
+                return store_commit(s);
+        (void) store_rollback(s);
+        return r;
+}
+
+/* Binds every field of r to ?1…?14 of st, in REQUEST_COLUMNS order. */
+static int bind_request(sqlite3_stmt *st, const struct lb_request *r) {
+        const char *state = state_to_string(r->state);
         int rc;
 
-        if (!s || !r)
-                return -EINVAL;
-        state = state_to_string(r->state);
         if (!state || r->duration > (uint64_t) INT64_MAX)
                 return -EINVAL;
-
-        st = s->stmts[STMT_INSERT];
         if ((rc = sqlite3_bind_text(st, 1 + COL_ID, r->id, -1, SQLITE_STATIC)) != SQLITE_OK ||
             (rc = bind_text_or_null(st, 1 + COL_TENANT, r->tenant)) != SQLITE_OK ||
             (rc = bind_text_or_null(st, 1 + COL_REQUESTER, r->requester)) != SQLITE_OK ||
@@ -826,7 +848,32 @@ int store_insert(struct store *s, const struct lb_request *r) {
             (rc = bind_text_or_null(st, 1 + COL_COMMENT, r->comment)) != SQLITE_OK ||
             (rc = bind_time_or_null(st, 1 + COL_EXPIRES_AT, r->expires_at)) != SQLITE_OK)
                 return errno_from_sqlite(rc);
+        return 0;
+}
 
+int store_insert(struct store *s, const struct lb_request *r) {
+        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
+        int k;
+
+        if (!s || !r)
+                return -EINVAL;
+        st = s->stmts[STMT_INSERT];
+        k = bind_request(st, r);
+        if (k < 0)
+                return k;
+        return step_done(st);
+}
+
+int store_view_put(struct store *s, const struct lb_request *r) {
+        _cleanup_(stmt_resetp) sqlite3_stmt *st = NULL;
+        int k;
+
+        if (!s || !r)
+                return -EINVAL;
+        st = s->stmts[STMT_VIEW_PUT];
+        k = bind_request(st, r);
+        if (k < 0)
+                return k;
         return step_done(st);
 }
 

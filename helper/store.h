@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The SQLite store: lockboxd is its only user and its only writer. All SQL lives in store.c. */
+/* The SQLite store: lockboxd is its only user and its only writer. All SQL lives in store.c.
+ * On a single host it is the store; in fleet mode (SPEC §10) it is this host's view of the
+ * shared store (store-postgresql.c), which is the only thing that writes requests there, and
+ * it keeps the host's own session registry. Either way the login path reads only this file. */
 #pragma once
 
 #include <stddef.h>
@@ -31,6 +34,16 @@ int store_insert(struct store *s, const struct lb_request *r);
  * state expected. -ESTALE if it is in another one (another decision or a settle got
  * there first: exactly one of two racing transitions wins), -ENOENT if there is none. */
 int store_transition(struct store *s, const struct lb_request *r, enum lb_state expected);
+
+/* Fleet mode (SPEC §10): this store is the host's view of the shared one. Puts the request as
+ * the shared store has it: inserted, or its mutable fields replaced. */
+int store_view_put(struct store *s, const struct lb_request *r);
+
+/* Fleet mode, at start: nothing in the view is trusted until the shared store has been read
+ * back. Removes every request no registered session refers to, and takes the others out of
+ * any state that admits or awaits a decision (those sessions end; the read-back puts back
+ * whatever the shared store still has). */
+int store_view_reset(struct store *s);
 
 /* Removes the request with this id (undoing a creation whose audit failed). -ENOENT. */
 int store_delete(struct store *s, const char *id);

@@ -214,8 +214,12 @@ _public_ int pam_sm_acct_mgmt(pam_handle_t *handle, int flags, int argc, const c
                 _cleanup_(freep) char *why = text_escape(reason);
 
                 pam_syslog(handle, LOG_NOTICE, "refusing operator %s: %s", shown, strempty(why));
-                (void) pam_error(handle, "lockbox: access refused (%s); file a request with: "
-                                 "lockbox request --ticket SR --reason TEXT", strempty(why));
+                if (isempty(c->request_hint))
+                        (void) pam_error(handle, "lockbox: access refused (%s); file a request with: "
+                                         "lockbox request --ticket SR --reason TEXT", strempty(why));
+                else
+                        (void) pam_error(handle, "lockbox: access refused (%s); file a request on %s with: "
+                                         "lockbox request --ticket SR --reason TEXT", strempty(why), c->request_hint);
                 return PAM_PERM_DENIED;
         }
         if (args.debug)

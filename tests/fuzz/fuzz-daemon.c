@@ -162,6 +162,32 @@ static void check_approved(const struct lb_request *r) {
         CHECK(!isempty(r->approver), "approved request %s has no approver", r->id);
 }
 
+/* The SQLite store answers before an operation returns: its result, as the old synchronous
+ * calls gave it. */
+struct answer {
+        bool called;
+        int r;
+        struct lb_request req;
+        sd_bus_error *error;
+};
+
+static void on_answer(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata) {
+        struct answer *x = userdata;
+
+        CHECK(!x->called, "an operation answered twice");
+        x->called = true;
+        x->r = r;
+        if (r >= 0)
+                CHECK(request_copy(req, &x->req) >= 0, "out of memory");
+        else if (error)
+                (void) sd_bus_error_copy(x->error, error);
+}
+
+static int answered(struct answer *x) {
+        CHECK(x->called, "an operation on the SQLite store did not answer before it returned");
+        return x->called ? x->r : -EIO;
+}
+
 /* A decision on id_or_prefix, with the row as it was before and after. */
 static void fuzz_decide(const struct lb_caller *who, const char *ip, enum lb_action action, const char *id_or_prefix,
                         const char *comment, sd_bus_error *error) {
@@ -176,7 +202,11 @@ static void fuzz_decide(const struct lb_caller *who, const char *ip, enum lb_act
         (void) daemon_settle(fuzzed_daemon);
         known = store_resolve_prefix(store, id_or_prefix, NULL, target) >= 0 && store_get(store, target, &before) >= 0;
         written = audit_written;
-        r = daemon_decide(fuzzed_daemon, who, ip, action, id_or_prefix, comment, &req, error);
+        struct answer x = { .error = error };
+
+        daemon_decide(fuzzed_daemon, who, ip, action, id_or_prefix, comment, on_answer, &x);
+        r = answered(&x);
+        req = x.req;
         CHECK(r < 0 || (known && streq(req.id, target)) || !known, "decision on %s changed another request", target);
         if (known) {
                 CHECK(store_get(store, target, &after) >= 0, "request %s vanished", target);
@@ -251,8 +281,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         duration = duration << 8 | byte(&r);
 
                 switch (op % 9) {
-                case 0:
-                        if (daemon_create_request(fuzzed_daemon, &who, c, a, b, e, duration, &req, &error) >= 0) {
+                case 0: {
+                        struct answer x = { .error = &error };
+
+                        daemon_create_request(fuzzed_daemon, &who, c, a, b, e, duration, on_answer, &x);
+                        req = x.req;
+                        if (answered(&x) >= 0) {
                                 struct lb_request stored = {};
 
                                 CHECK(store_get(fuzzed_daemon->store, req.id, &stored) >= 0 &&
@@ -265,6 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 request_done(&req);
                         }
                         break;
+                }
                 case 1:
                         if (daemon_lookup(fuzzed_daemon, &who, a, &req, &error) >= 0)
                                 request_done(&req);

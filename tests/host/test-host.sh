@@ -84,7 +84,7 @@ mirror() {  # the first Debian archive URI this machine's apt uses
 # Everything the package and the tests need is installed now: the container then runs with
 # a private network and never reaches the archive. The cache is rebuilt when absent or made
 # with another package list.
-PACKAGES=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,openssh-server,openssh-client,cron,at,sudo,procps,libsqlite3-0,libconfig9
+PACKAGES=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,openssh-server,openssh-client,cron,at,sudo,procps,libsqlite3-0,libconfig9,libpq5
 if [ ! -x "$BASE/usr/lib/systemd/systemd" ] || [ "$(cat "$BASE/.lockbox-packages" 2>/dev/null)" != "$PACKAGES" ]; then
         rm -rf --one-file-system "$BASE"
         rm -rf --one-file-system "$BASE.tmp"

@@ -101,7 +101,7 @@ cp "$SNAP" "$LB_TMP/snap.enabled"
 sed -i "s|^socket = .*|socket = \"$LB_TMP/run/other.sock\";|" "$LB_CONF"
 lb_reload_daemon
 is "$?" 1 "SIGHUP with another socket: the reload fails"
-like "$(grep 'reload failed' "$LB_TMP/lockboxd.log" | tail -1)" "socket and database can change only at a restart" \
+like "$(grep 'reload failed' "$LB_TMP/lockboxd.log" | tail -1)" "socket, database and store can change only at a restart" \
      "... and says a restart is needed"
 cmp -s "$SNAP" "$LB_TMP/snap.enabled"
 ok $? "... the snapshot keeps the socket lockboxd listens on"

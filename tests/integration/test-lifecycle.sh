@@ -270,11 +270,14 @@ is "$(jq -c '[.user, .admitted, .request_id, .expires_at]' <<<"$OUT")" '["lbt-op
    "check --json: not admitted (a grant for another tenant counts for nothing), request_id and expires_at null"
 
 run lbt-admin status --json
-is "$(jq -c keys_unsorted <<<"$OUT")" '["enabled","tenant","version","counts"]' "status --json: exactly the SPEC keys, in order"
+is "$(jq -c keys_unsorted <<<"$OUT")" '["enabled","tenant","version","counts","store"]' "status --json: exactly the SPEC keys, in order (store: SPEC §10)"
 is "$(jq -c '[.enabled, .tenant, .version]' <<<"$OUT")" "[true,\"contoso\",\"$("$LOCKBOXD" --version | awk '{print $2}')\"]" \
    "status --json: enabled, tenant, the helper's version"
 want_counts=$(for s in $STATES; do printf '"%s":%s\n' "$s" "$(want_ids "$s" | wc -w)"; done | paste -sd, -)
 is "$(jq -c '.counts' <<<"$OUT")" "{$want_counts}" "status --json: counts by state match the requests"
+is "$(jq -c '.store' <<<"$OUT")" '{"backend":"sqlite"}' "status --json: the store is this host's SQLite"
+run lbt-admin status
+like "$OUT" $'\nStore: +sqlite' "status: names the store"
 
 # ---- one stage: require_manager_approval = false (new config, daemon restarted) ----
 total=$(lb_count)
