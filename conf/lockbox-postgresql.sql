@@ -278,6 +278,50 @@ BEGIN
 END
 $$;
 
+-- The audit story across hosts (`lockbox audit ID` on any host): each host records here the
+-- audit entries it wrote to its own journal about a request. The host is the role that
+-- recorded the entry (session_user), which no host can choose.
+CREATE TABLE lockbox.events (
+        seq        bigserial NOT NULL PRIMARY KEY,
+        record_id  text      NOT NULL UNIQUE CHECK (record_id ~ '^[0-9a-f-]{36}$'),  -- sent again after a lost answer: kept once
+        request_id text      NOT NULL REFERENCES lockbox.requests (id),
+        at_usec    bigint    NOT NULL CHECK (at_usec > 0),
+        host       name      NOT NULL,
+        hostname   text      NOT NULL CHECK (length(hostname) BETWEEN 1 AND 255),
+        fields     text[]    NOT NULL CHECK (cardinality(fields) BETWEEN 1 AND 64)
+);
+CREATE INDEX events_request ON lockbox.events (request_id, at_usec);
+REVOKE ALL ON lockbox.events FROM PUBLIC;
+REVOKE ALL ON SEQUENCE lockbox.events_seq_seq FROM PUBLIC;
+
+CREATE FUNCTION lockbox.record(p_record_id text, p_request_id text, p_at_usec bigint, p_hostname text,
+                               p_fields text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
+BEGIN
+        IF EXISTS (SELECT FROM unnest(p_fields) f WHERE f IS NULL OR length(f) > 4096 OR f !~ '^[A-Z_]+=') THEN
+                RAISE EXCEPTION 'an audit field is NAME=value of at most 4096 bytes' USING ERRCODE = 'check_violation';
+        END IF;
+        INSERT INTO events (record_id, request_id, at_usec, host, hostname, fields)
+        VALUES (p_record_id, p_request_id, p_at_usec, session_user, p_hostname, p_fields)
+        ON CONFLICT (record_id) DO NOTHING;
+END
+$$;
+
+-- One request's story from every host, oldest first, a row per field (ordinality 1..n).
+CREATE FUNCTION lockbox.story(p_request_id text, p_since_usec bigint)
+RETURNS TABLE (seq bigint, at_usec bigint, host name, hostname text, field text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
+        SELECT e.seq, e.at_usec, e.host, e.hostname, f.field
+          FROM (SELECT * FROM events WHERE request_id = p_request_id AND at_usec >= p_since_usec
+                 ORDER BY at_usec, seq LIMIT 1000) e,
+               unnest(e.fields) WITH ORDINALITY AS f (field, n)
+         ORDER BY e.at_usec, e.seq, f.n
+$$;
+
+REVOKE ALL ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) TO lockbox_host;
+
 REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests),
         lockbox.lock_writers(), lockbox.changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION lockbox.version() FROM PUBLIC;

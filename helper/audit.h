@@ -32,4 +32,9 @@ int audit_write(const struct audit_entry *e);
 struct iovec;
 extern int (*audit_sink)(const struct iovec *iov, int n);
 
+/* Fleet mode: also handed every entry about a request once the journal took it, to record in
+ * the shared store (store-postgresql.c); NULL on one host. */
+extern void (*audit_shared)(void *userdata, const char *request_id, const struct iovec *iov, int n);
+extern void *audit_shared_userdata;
+
 #define ACTIVITY_DECISION "Set-AccessToCustomerDataRequest"

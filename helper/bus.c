@@ -230,6 +230,15 @@ static int reply_request(sd_bus_message *m, const struct lb_request *req) {
 
 static void connection_pump(struct connection *c);
 
+/* The answer of x is sent (or its connection is gone): frees x and sends what is queued. */
+static void deferred_free(struct deferred *x, struct connection *c) {
+        sd_bus_message_unref(x->call);
+        free(x);
+        /* Answered from the shared store's event, not from the call's own dispatch: send it. */
+        if (c && !c->dispatching)
+                connection_pump(c);
+}
+
 static void on_write_done(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata) {
         struct deferred *x = userdata;
         struct connection *c = x->connection;
@@ -248,11 +257,7 @@ static void on_write_done(int r, const struct lb_request *req, const sd_bus_erro
                         c->closed = true;
                 c->deferred = NULL;
         }
-        sd_bus_message_unref(x->call);
-        free(x);
-        /* Answered from the shared store's event, not from the call's own dispatch: send it. */
-        if (c && !c->dispatching)
-                connection_pump(c);
+        deferred_free(x, c);
 }
 
 /* Starts a call that writes the store; its answer is sent by on_write_done(). */
@@ -494,29 +499,15 @@ static int method_get_status(sd_bus_message *m, void *userdata, sd_bus_error *er
         return r;
 }
 
-static int method_get_audit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct connection *c = userdata;
-        _cleanup_(caller_done) struct caller who = {};
+static int reply_audit(sd_bus_message *m, const struct audit_records *list) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        struct audit_records list = {};
-        const char *id;
-        uint64_t since;
         int r;
 
-        r = sd_bus_message_read(m, "st", &id, &since);
-        if (r < 0)
-                return r;
-        r = caller_get(c, m, &who, error);
-        if (r < 0)
-                return r;
-        r = daemon_audit(c->daemon, &who.who, id, since, &list, error);
-        if (r < 0)
-                return r;
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', LB_AUDIT_ENTRY_SIG);
-        for (size_t i = 0; r >= 0 && i < list.n; i++) {
-                const struct audit_record *e = &list.records[i];
+        for (size_t i = 0; r >= 0 && i < list->n; i++) {
+                const struct audit_record *e = &list->records[i];
                 char *owned = NULL;
 
                 r = sd_bus_message_open_container(reply, 'r', LB_AUDIT_ENTRY_SIG_INNER);
@@ -527,8 +518,10 @@ static int method_get_audit(sd_bus_message *m, void *userdata, sd_bus_error *err
                         r = sd_bus_message_open_container(reply, 'a', "{ss}");
                 for (size_t k = 0; r >= 0 && k < e->n_fields; k++) {
                         const char *eq = strchr(e->fields[k], '=');
-                        _cleanup_(freep) char *name = strndup(e->fields[k], (size_t) (eq - e->fields[k]));
+                        _cleanup_(freep) char *name = eq ? strndup(e->fields[k], (size_t) (eq - e->fields[k])) : NULL;
 
+                        if (!eq)
+                                continue;
                         r = name ? sd_bus_message_append(reply, "{ss}", name, wire_string(eq + 1, &owned)) : -ENOMEM;
                         if (name)
                                 free(owned);
@@ -541,11 +534,51 @@ static int method_get_audit(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "b", list.truncated);
+                r = sd_bus_message_append(reply, "b", list->truncated);
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
-        audit_records_done(&list);
         return r;
+}
+
+static void on_audit_done(int r, const struct audit_records *records, const sd_bus_error *error, void *userdata) {
+        struct deferred *x = userdata;
+        struct connection *c = x->connection;
+
+        if (c) {
+                int k;
+
+                if (r < 0 && sd_bus_error_is_set(error))
+                        k = sd_bus_reply_method_error(x->call, error);
+                else if (r < 0)
+                        k = sd_bus_reply_method_errno(x->call, r, NULL);
+                else
+                        k = reply_audit(x->call, records);
+                if (k < 0)
+                        c->closed = true;
+                c->deferred = NULL;
+        }
+        deferred_free(x, c);
+}
+
+static int method_get_audit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        _cleanup_(caller_done) struct caller who = {};
+        struct deferred *x;
+        const char *id;
+        uint64_t since;
+        int r;
+
+        r = sd_bus_message_read(m, "st", &id, &since);
+        if (r < 0)
+                return r;
+        r = caller_get(c, m, &who, error);
+        if (r < 0)
+                return r;
+        x = deferred_new(c, m, false);
+        if (!x)
+                return -ENOMEM;
+        daemon_audit(c->daemon, &who.who, id, since, on_audit_done, x);
+        return 1;
 }
 
 static const sd_bus_vtable lockbox_vtable[] = {

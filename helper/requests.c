@@ -676,29 +676,121 @@ int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filte
         return 0;
 }
 
-int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
-                 struct audit_records *ret, sd_bus_error *error) {
+static void record_done(struct audit_record *e) {
+        for (size_t i = 0; i < e->n_fields; i++)
+                free(e->fields[i]);
+        free(e->fields);
+        free(e->host);
+}
+
+/* Fleet mode: the story of one request on this host (its journal) and on the others (the
+ * shared store), told together. */
+struct story {
+        struct daemon *d;
+        struct audit_records local;
+        char id[ID_LEN + 1];
+        audit_done_t done;
+        void *userdata;
+};
+
+static void on_shared_story(int r, struct audit_records *shared, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct story *x = userdata;
+        struct audit_records merged = { .truncated = x->local.truncated };
+        const char *own = pgstore_hostname(x->d->shared);
+        size_t i = 0, k = 0;
+
+        if (r < 0) {
+                r = op_fail(&error, r, LB_ERROR_FAILED,
+                            "cannot read the other hosts' part of the story from the shared store (%s); this host's "
+                            "part: journalctl _UID=0 LOCKBOX_REQUEST_ID=%s", strerror(-r), x->id);
+                x->done(r, NULL, &error, x->userdata);
+                goto done;
+        }
+        merged.records = calloc(x->local.n + shared->n + 1, sizeof(*merged.records));
+        if (!merged.records) {
+                r = op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                x->done(r, NULL, &error, x->userdata);
+                goto done;
+        }
+        merged.truncated = x->local.truncated || shared->truncated;
+        /* This host's own entries come from its journal, which attributes them to lockboxd:
+         * its copies in the shared store are left out. */
+        while (i < x->local.n || k < shared->n) {
+                struct audit_record *e;
+
+                if (k < shared->n && streq(shared->records[k].host, own)) {
+                        record_done(&shared->records[k]);
+                        shared->records[k++] = (struct audit_record) {};
+                        continue;
+                }
+                if (k >= shared->n || (i < x->local.n && x->local.records[i].time_usec <= shared->records[k].time_usec))
+                        e = &x->local.records[i++];
+                else
+                        e = &shared->records[k++];
+                if (merged.n >= AUDIT_ENTRIES_MAX) {
+                        merged.truncated = true;
+                        record_done(e);
+                } else
+                        merged.records[merged.n++] = *e;
+                *e = (struct audit_record) {};
+        }
+        x->done(0, &merged, NULL, x->userdata);
+        audit_records_done(&merged);
+done:
+        audit_records_done(&x->local);
+        free(x);
+}
+
+void daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
+                  audit_done_t done, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct audit_query q = { .since_usec = since_usec };
+        struct audit_records list = {};
         struct lb_request req = {};
+        struct story *x;
         int r;
 
-        r = op_require_role(who, error);
+        r = op_require_role(who, &error);
         if (r < 0)
-                return r;
+                goto fail;
         if (!isempty(id_or_prefix)) {
-                r = daemon_lookup(d, who, id_or_prefix, &req, error);
+                r = daemon_lookup(d, who, id_or_prefix, &req, &error);
                 if (r < 0)
-                        return r;
+                        goto fail;
                 q.request_id = req.id;
         } else if (!policy_sees_all(who))
                 q.operator_account = who->name;
-        r = journal_query(&q, ret);
-        request_done(&req);
+        r = journal_query(&q, &list);
         if (r < 0) {
                 fprintf(stderr, "lockboxd: cannot read the journal: %s\n", strerror(-r));
-                return op_fail(error, r, LB_ERROR_FAILED, "cannot read the journal: %s", strerror(-r));
+                r = op_fail(&error, r, LB_ERROR_FAILED, "cannot read the journal: %s", strerror(-r));
+                goto fail;
         }
-        return 0;
+        /* One host, or every story at once (each host's journal tells its own): answered now. */
+        if (!d->shared || !q.request_id) {
+                done(0, &list, NULL, userdata);
+                audit_records_done(&list);
+                request_done(&req);
+                return;
+        }
+        x = calloc(1, sizeof(*x));
+        if (!x) {
+                audit_records_done(&list);
+                r = op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                goto fail;
+        }
+        x->d = d;
+        x->local = list;
+        memcpy(x->id, req.id, sizeof(x->id));
+        x->done = done;
+        x->userdata = userdata;
+        request_done(&req);
+        pgstore_story(d->shared, x->id, since_usec, on_shared_story, x);
+        return;
+fail:
+        request_done(&req);
+        done(r, NULL, &error, userdata);
 }
 
 int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts[static _LB_STATE_MAX],

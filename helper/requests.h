@@ -52,6 +52,9 @@ int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts
 
 /* The trusted audit story (`lockbox audit`): of request id_or_prefix (seen by the same rule
  * as daemon_lookup), or with "" of every request who may see; entries at or after
- * since_usec. *ret is filled by journal_query(). */
-int daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
-                 struct audit_records *ret, sd_bus_error *error);
+ * since_usec, from journal_query() and, in fleet mode for one request, from the other hosts
+ * through the shared store. done is called once, as op_done_t is: with 0 and the records
+ * (to read, not to keep), or a negative errno and error. */
+typedef void (*audit_done_t)(int r, const struct audit_records *records, const sd_bus_error *error, void *userdata);
+void daemon_audit(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t since_usec,
+                  audit_done_t done, void *userdata);

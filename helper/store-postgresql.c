@@ -8,9 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "audit.h"
 #include "daemon.h"
+#include "journal-query.h"
 #include "requests.h"
 #include "store-postgresql.h"
 #include "util.h"
@@ -21,6 +25,9 @@
  * a bus connection waits for its answer, so a caller hears why. */
 #define QUERY_TIMEOUT_USEC (4000ULL * 1000ULL)
 #define QUEUE_MAX 256                   /* writes waiting for the connection; more are refused */
+/* Audit entries waiting to be recorded in the shared store, kept across a lost connection;
+ * past this the oldest are dropped (they stay in this host's journal) and that is logged. */
+#define RECORDS_MAX 4096
 #define ERROR_MAX 256
 #define PARAMS_MAX 8
 
@@ -35,6 +42,8 @@ enum query_kind {
         QUERY_VERSION,
         QUERY_REFRESH,
         QUERY_WRITE,
+        QUERY_RECORD,           /* an audit entry for the story across hosts */
+        QUERY_STORY,            /* one request's story from every host */
 };
 
 struct query {
@@ -43,6 +52,7 @@ struct query {
         char *params[PARAMS_MAX];
         int n_params;
         pgstore_done_t done;            /* writes */
+        pgstore_story_done_t story_done;        /* story */
         void *userdata;
         uint64_t sent_mono, sent_real;  /* refresh: when it was sent, for the view's age and the clock */
         struct query *next;
@@ -60,6 +70,10 @@ struct pgstore {
         sd_event_source *query_timer;
         struct query *queue, *queue_tail, *in_flight;
         unsigned n_queued;
+        struct query *records, *records_tail; /* QUERY_RECORDs waiting for a connection */
+        unsigned n_records;
+        unsigned records_dropped;
+        char hostname[HOST_NAME_MAX + 1];
         PGresult *result;               /* of in_flight, the first one */
         bool refresh_queued;            /* a refresh is queued or in flight */
         bool refresh_again;             /* woken while one was in flight: another after it */
@@ -286,10 +300,22 @@ static int on_stale_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void pump(struct pgstore *p);
 static void connect_start(struct pgstore *p);
+static void records_flush(struct pgstore *p);
+static void story_done(struct pgstore *p, struct query *q, const PGresult *res);
 
-static void fail_write(struct query *q, int error) {
+static void records_keep(struct pgstore *p, struct query *q, bool front);
+
+/* A query that will not be answered: its caller hears error; an audit record waits for the
+ * next connection instead (the database keeps it once, however often it is sent). */
+static void fail_query(struct pgstore *p, struct query *q, int error) {
+        if (q->kind == QUERY_RECORD) {
+                records_keep(p, q, true);
+                return;
+        }
         if (q->kind == QUERY_WRITE && q->done)
                 q->done(error, false, NULL, q->userdata);
+        if (q->kind == QUERY_STORY && q->story_done)
+                q->story_done(error, NULL, q->userdata);
         query_free(q);
 }
 
@@ -314,11 +340,13 @@ static void disconnect(struct pgstore *p, const char *why, const char *detail, i
         q = p->in_flight;
         p->in_flight = NULL;
         if (q)
-                fail_write(q, error);
+                fail_query(p, q, error);
         while ((q = p->queue)) {
                 p->queue = q->next;
                 p->n_queued--;
-                fail_write(q, error);
+                if (!p->queue)
+                        p->queue_tail = NULL;
+                fail_query(p, q, error);
         }
         p->queue_tail = NULL;
         p->refresh_queued = p->refresh_again = false;
@@ -473,7 +501,7 @@ static void query_finished(struct pgstore *p) {
         p->result = NULL;
         (void) sd_event_source_set_enabled(p->query_timer, SD_EVENT_OFF);
 
-        if (q->kind != QUERY_WRITE && (!res || PQresultStatus(res) != (q->kind == QUERY_LISTEN ? PGRES_COMMAND_OK
+        if (q->kind != QUERY_WRITE && q->kind != QUERY_RECORD && q->kind != QUERY_STORY && (!res || PQresultStatus(res) != (q->kind == QUERY_LISTEN ? PGRES_COMMAND_OK
                                                                                                : PGRES_TUPLES_OK))) {
                 disconnect(p, q->kind == QUERY_VERSION ? "cannot read the shared store's schema version (is this role granted lockbox_host?)"
                                                        : "a query of the shared store failed",
@@ -499,6 +527,7 @@ static void query_finished(struct pgstore *p) {
                 p->last_error[0] = '\0';
                 fprintf(stderr, "lockboxd: shared store: connected\n");
                 refresh(p);
+                records_flush(p);
                 break;
         }
         case QUERY_REFRESH:
@@ -510,9 +539,216 @@ static void query_finished(struct pgstore *p) {
                 else
                         q->done(-EIO, false, NULL, q->userdata);
                 break;
+        case QUERY_RECORD:
+                if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                        /* Refused (not sent again: it would be refused again); the journal has it. */
+                        set_error(p, "the shared store refused an audit record", res ? PQresultErrorMessage(res) : NULL);
+                }
+                break;
+        case QUERY_STORY:
+                story_done(p, q, res);
+                break;
         }
         PQclear(res);
         query_free(q);
+}
+
+/* ---- the audit story across hosts ----------------------------------------------------------- */
+
+static void records_flush(struct pgstore *p) {
+        struct query *q;
+
+        while (p->state == PG_READY && (q = p->records)) {
+                p->records = q->next;
+                if (!p->records)
+                        p->records_tail = NULL;
+                p->n_records--;
+                enqueue(p, q, false);
+        }
+}
+
+static void records_keep(struct pgstore *p, struct query *q, bool front) {
+        if (p->n_records >= RECORDS_MAX) {
+                struct query *oldest = p->records;
+
+                p->records = oldest->next;
+                if (!p->records)
+                        p->records_tail = NULL;
+                p->n_records--;
+                query_free(oldest);
+                if (p->records_dropped++ == 0)
+                        fprintf(stderr, "lockboxd: shared store: over %d audit records waiting; the oldest are "
+                                "kept in this host's journal only\n", RECORDS_MAX);
+        }
+        if (front) {
+                q->next = p->records;
+                p->records = q;
+                if (!p->records_tail)
+                        p->records_tail = q;
+        } else {
+                q->next = NULL;
+                if (p->records_tail)
+                        p->records_tail->next = q;
+                else
+                        p->records = q;
+                p->records_tail = q;
+        }
+        p->n_records++;
+}
+
+/* fields as a PostgreSQL array literal: each element quoted, with " and \\ escaped. */
+static char *array_literal(const struct iovec *iov, int n) {
+        size_t len = 3;
+        char *s, *o;
+
+        for (int i = 0; i < n; i++)
+                len += 2 * iov[i].iov_len + 3;
+        s = malloc(len);
+        if (!s)
+                return NULL;
+        o = s;
+        *o++ = '{';
+        for (int i = 0; i < n; i++) {
+                const char *f = iov[i].iov_base;
+
+                if (i > 0)
+                        *o++ = ',';
+                *o++ = '"';
+                for (size_t k = 0; k < iov[i].iov_len; k++) {
+                        if (f[k] == '"' || f[k] == '\\')
+                                *o++ = '\\';
+                        *o++ = f[k];
+                }
+                *o++ = '"';
+        }
+        *o++ = '}';
+        *o = '\0';
+        return s;
+}
+
+/* audit_shared: an entry this host's journal took about request_id. Its LOCKBOX_* fields and
+ * MESSAGE (what lockbox audit shows) go to the shared store, now or once connected. */
+static void on_audit_entry(void *userdata, const char *request_id, const struct iovec *iov, int n) {
+        struct pgstore *p = userdata;
+        struct iovec shown[64];
+        int n_shown = 0;
+        _cleanup_(freep) char *fields = NULL;
+        char record_id[ID_LEN + 1];
+        struct query *q;
+
+        for (int i = 0; i < n && n_shown < 64; i++) {
+                const char *f = iov[i].iov_base;
+
+                if ((iov[i].iov_len >= 8 && strncmp(f, "LOCKBOX_", 8) == 0) ||
+                    (iov[i].iov_len >= 8 && strncmp(f, "MESSAGE=", 8) == 0))
+                        shown[n_shown++] = iov[i];
+        }
+        fields = array_literal(shown, n_shown);
+        q = query_new(QUERY_RECORD, "SELECT lockbox.record($1, $2, $3, $4, $5)");
+        if (!fields || !q || id_generate(record_id) < 0 || query_param(q, record_id) < 0 ||
+            query_param(q, request_id) < 0 || query_param_int(q, (int64_t) clock_usec(CLOCK_REALTIME)) < 0 ||
+            query_param(q, p->hostname) < 0 || query_param(q, fields) < 0) {
+                query_free(q);
+                fprintf(stderr, "lockboxd: shared store: cannot record an audit entry of %s: out of memory\n", request_id);
+                return;
+        }
+        if (p->state == PG_READY && p->n_queued < QUEUE_MAX)
+                enqueue(p, q, false);
+        else
+                records_keep(p, q, false);
+}
+
+static void story_done(struct pgstore *p, struct query *q, const PGresult *res) {
+        struct audit_records list = {};
+        int n, r = 0;
+        int64_t seq = -1;
+
+        (void) p;
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                q->story_done(-EIO, NULL, q->userdata);
+                return;
+        }
+        n = PQntuples(res);
+        for (int i = 0; i < n && r >= 0; i++) {
+                int64_t row_seq = 0, at = 0;
+                struct audit_record *e;
+                char **fields;
+
+                if (field_int64(res, i, 0, &row_seq) < 0 || field_int64(res, i, 1, &at) < 0 || at <= 0) {
+                        r = -EBADMSG;
+                        break;
+                }
+                if (row_seq != seq) {
+                        struct audit_record *more;
+
+                        if (list.n >= AUDIT_ENTRIES_MAX) {
+                                list.truncated = true;
+                                break;
+                        }
+                        more = realloc(list.records, (list.n + 1) * sizeof(*more));
+                        if (!more) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        list.records = more;
+                        e = &list.records[list.n++];
+                        *e = (struct audit_record) { .time_usec = (uint64_t) at };
+                        e->host = strdup(PQgetvalue(res, i, 3));
+                        if (!e->host) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        seq = row_seq;
+                }
+                e = &list.records[list.n - 1];
+                fields = realloc(e->fields, (e->n_fields + 1) * sizeof(char *));
+                if (!fields) {
+                        r = -ENOMEM;
+                        break;
+                }
+                e->fields = fields;
+                e->fields[e->n_fields] = strdup(PQgetvalue(res, i, 4));
+                if (!e->fields[e->n_fields]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                e->n_fields++;
+        }
+        if (r < 0) {
+                audit_records_done(&list);
+                q->story_done(r, NULL, q->userdata);
+                return;
+        }
+        q->story_done(0, &list, q->userdata);
+        audit_records_done(&list);
+}
+
+void pgstore_story(struct pgstore *p, const char *request_id, uint64_t since_usec, pgstore_story_done_t done,
+                   void *userdata) {
+        struct query *q = query_new(QUERY_STORY, "SELECT * FROM lockbox.story($1, $2)");
+        int k = q ? 0 : -ENOMEM;
+
+        if (k >= 0 && (k = query_param(q, request_id)) >= 0)
+                k = query_param_int(q, (int64_t) since_usec);
+        if (!q) {
+                done(-ENOMEM, NULL, userdata);
+                return;
+        }
+        q->story_done = done;
+        q->userdata = userdata;
+        if (k >= 0 && p->state != PG_READY)
+                k = -EIO;
+        if (k >= 0 && p->n_queued >= QUEUE_MAX)
+                k = -EBUSY;
+        if (k < 0) {
+                fail_query(p, q, k);
+                return;
+        }
+        enqueue(p, q, false);
+}
+
+const char *pgstore_hostname(struct pgstore *p) {
+        return p->hostname;
 }
 
 /* Reads what the server sent: notifications, and the answer of the query in flight. */
@@ -764,6 +1000,10 @@ int pgstore_new(struct daemon *d, struct pgstore **ret) {
                 return r;
         }
         p->stale = true;        /* until the first read-back */
+        if (gethostname(p->hostname, sizeof(p->hostname) - 1) < 0 || !p->hostname[0])
+                strcpy(p->hostname, "localhost");
+        audit_shared = on_audit_entry;
+        audit_shared_userdata = p;
         connect_start(p);
         *ret = p;
         return 0;
@@ -780,6 +1020,14 @@ void pgstore_free(struct pgstore *p) {
         while ((q = p->queue)) {
                 p->queue = q->next;
                 query_free(q);
+        }
+        while ((q = p->records)) {
+                p->records = q->next;
+                query_free(q);
+        }
+        if (audit_shared_userdata == p) {
+                audit_shared = NULL;
+                audit_shared_userdata = NULL;
         }
         sd_event_source_disable_unref(p->io);
         sd_event_source_disable_unref(p->reconnect_timer);
@@ -818,7 +1066,7 @@ static void write_submit(struct pgstore *p, struct query *q, int build_error, pg
         if (error >= 0 && p->n_queued >= QUEUE_MAX)
                 error = -EBUSY;
         if (error < 0) {
-                fail_write(q, error);
+                fail_query(p, q, error);
                 return;
         }
         enqueue(p, q, false);

@@ -44,6 +44,16 @@ void pgstore_undecide(struct pgstore *p, const struct lb_request *before, enum l
 void pgstore_settle(struct pgstore *p, const struct lb_request *r, uint64_t request_timeout,
                     pgstore_done_t done, void *userdata);
 
+/* One request's audit story as every host recorded it (entries at or after since_usec, oldest
+ * first, at most AUDIT_ENTRIES_MAX): done gets 0 and the records (it may take them, leaving
+ * *records empty), or -errno. Called once, possibly before this returns (not connected). */
+struct audit_records;
+typedef void (*pgstore_story_done_t)(int r, struct audit_records *records, void *userdata);
+void pgstore_story(struct pgstore *p, const char *request_id, uint64_t since_usec, pgstore_story_done_t done,
+                   void *userdata);
+/* This host's name, as its entries in the shared story carry it. */
+const char *pgstore_hostname(struct pgstore *p);
+
 /* Whether the view may admit operators now: read back within stale_after, and this host's
  * clock within stale_after of the database's. If not, *why says why in a few words. */
 bool pgstore_view_current(struct pgstore *p, const char **why);

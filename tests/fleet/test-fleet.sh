@@ -209,6 +209,18 @@ diag "approve -> admitted: $(for h in $GATED; do printf '%s %s ms  ' "$h" "${SEE
 is "$(count_everywhere LOCKBOX_EVENT=approved LOCKBOX_REQUEST_ID="$ID")" 1 "the approval is audited once, on the desk"
 is "$(hjournal desk LOCKBOX_EVENT=approved LOCKBOX_REQUEST_ID="$ID" | wc -l)" 1 "… in the desk's journal"
 is "$(hjournal h1 LOCKBOX_EVENT=session-open LOCKBOX_REQUEST_ID="$ID" | wc -l)" 1 "h1's session is audited in h1's journal"
+# The whole story on any host: its own journal and the other hosts' entries from the shared store.
+sleep 0.3
+hrun h2 lbt-admin audit "$ID" --json
+is "$RC" 0 "h2: lockbox audit of a request decided on the desk and used on three hosts"
+story=$(jq -r '"\(.host) \(.event)"' <<<"$OUT")
+for want in "lbf-desk request-created" "lbf-desk manager-approved" "lbf-desk approved" \
+            "lbf-h1 access-granted" "lbf-h1 session-open" "lbf-h2 session-open" "lbf-h3 session-open" "lbf-h3 session-close"; do
+        is "$(grep -c -x "$want" <<<"$story")" 1 "h2's story of the request holds '$want' once"
+done
+ok "$(jq -s -e 'map(.time) == (map(.time) | sort)' <<<"$OUT" >/dev/null; echo $?)" "… oldest first"
+hrun h2 lbt-op2 audit "$ID"
+is "$RC" 3 "another operator does not see the story: no such request (exit 3)"
 hrun desk lbt-appr revoke "$ID" --comment "first grant done"
 is "$RC" 0 "desk: the approver revokes the first grant"
 for h in $GATED; do lb_wait_for 3 sh -c "! nsenter -t ${FLEET_HOST_PID[$h]} -m -n -u -- '$LOCKBOX' -c '$LB_CONF' check lbt-op1 --json | jq -e .admitted >/dev/null"; done
