@@ -354,20 +354,25 @@ static void disconnect(struct pgstore *p, const char *why, const char *detail, i
         (void) sd_event_source_set_enabled(p->reconnect_timer, SD_EVENT_ONESHOT);
 }
 
-static void enqueue(struct pgstore *p, struct query *q, bool front) {
+/* Puts q at the front or the back of the list head..tail. */
+static void list_add(struct query **head, struct query **tail, struct query *q, bool front) {
         if (front) {
-                q->next = p->queue;
-                p->queue = q;
-                if (!p->queue_tail)
-                        p->queue_tail = q;
+                q->next = *head;
+                *head = q;
+                if (!*tail)
+                        *tail = q;
         } else {
                 q->next = NULL;
-                if (p->queue_tail)
-                        p->queue_tail->next = q;
+                if (*tail)
+                        (*tail)->next = q;
                 else
-                        p->queue = q;
-                p->queue_tail = q;
+                        *head = q;
+                *tail = q;
         }
+}
+
+static void enqueue(struct pgstore *p, struct query *q, bool front) {
+        list_add(&p->queue, &p->queue_tail, q, front);
         p->n_queued++;
         pump(p);
 }
@@ -580,19 +585,7 @@ static void records_keep(struct pgstore *p, struct query *q, bool front) {
                         fprintf(stderr, "lockboxd: shared store: over %d audit records waiting; the oldest are "
                                 "kept in this host's journal only\n", RECORDS_MAX);
         }
-        if (front) {
-                q->next = p->records;
-                p->records = q;
-                if (!p->records_tail)
-                        p->records_tail = q;
-        } else {
-                q->next = NULL;
-                if (p->records_tail)
-                        p->records_tail->next = q;
-                else
-                        p->records = q;
-                p->records_tail = q;
-        }
+        list_add(&p->records, &p->records_tail, q, front);
         p->n_records++;
 }
 
