@@ -77,6 +77,17 @@ REVOKE ALL ON lockbox.requests FROM PUBLIC;
 REVOKE ALL ON lockbox.schema_version FROM PUBLIC;
 REVOKE ALL ON SEQUENCE lockbox.revision FROM PUBLIC;
 
+-- The writes that were applied, by the random id their host gave them: a host that lost the
+-- answer to a write (connection cut) asks here, once reconnected, whether it was applied, so
+-- that an applied change is audited even then, and once.
+CREATE TABLE lockbox.ops (
+        op_id      text        NOT NULL PRIMARY KEY CHECK (op_id ~ '^[0-9a-f-]{36}$'),
+        request_id text        NOT NULL,
+        host       name        NOT NULL,
+        at         timestamptz NOT NULL DEFAULT statement_timestamp()
+);
+REVOKE ALL ON lockbox.ops FROM PUBLIC;
+
 -- What every function returns: whether it changed the row, and the row as it now is.
 CREATE TYPE lockbox.row AS (
         applied       boolean,
@@ -137,7 +148,7 @@ $$;
 
 -- A host files a request for one of its operators, undecided; the database dates it.
 CREATE FUNCTION lockbox.file(p_id text, p_tenant text, p_requester text, p_requester_uid bigint,
-                             p_ticket text, p_reason text, p_duration bigint, p_state text)
+                             p_ticket text, p_reason text, p_duration bigint, p_state text, p_op text)
 RETURNS SETOF lockbox.row
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
 DECLARE
@@ -153,13 +164,14 @@ BEGIN
         VALUES (p_id, p_tenant, p_requester, p_requester_uid, p_ticket, p_reason, p_duration, p_state,
                 now_seconds(), nextval('revision'), session_user)
         RETURNING * INTO r;
+        INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
         RETURN NEXT row_of(true, r);
 END
 $$;
 
 -- Takes back a filing whose audit entry could not be written: only the host that filed it,
 -- and only while nobody has decided on it.
-CREATE FUNCTION lockbox.withdraw(p_id text) RETURNS SETOF lockbox.row
+CREATE FUNCTION lockbox.withdraw(p_id text, p_op text) RETURNS SETOF lockbox.row
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
 DECLARE
         r requests;
@@ -170,7 +182,8 @@ BEGIN
            AND state IN ('pending-manager', 'pending') AND decided_at IS NULL
         RETURNING * INTO r;
         IF FOUND THEN
-                RETURN NEXT row_of(true, r);
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+        RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
         SELECT * INTO r FROM requests WHERE id = p_id;
@@ -183,7 +196,8 @@ $$;
 -- Time moves a request on: undecided past request_timeout seconds → expired, a grant past
 -- its end → ended. Only when it is due by the database's clock, and only from the state the
 -- caller saw: of hosts racing to settle, one applies it.
-CREATE FUNCTION lockbox.settle(p_id text, p_expected text, p_request_timeout bigint) RETURNS SETOF lockbox.row
+CREATE FUNCTION lockbox.settle(p_id text, p_expected text, p_request_timeout bigint, p_op text)
+RETURNS SETOF lockbox.row
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
 DECLARE
         r requests;
@@ -201,7 +215,8 @@ BEGIN
                 OR (state = 'approved' AND expires_at <= now))
         RETURNING * INTO r;
         IF FOUND THEN
-                RETURN NEXT row_of(true, r);
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+        RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
         SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
@@ -216,7 +231,7 @@ $$;
 -- (as the single-host store does: a pre-approval leaves decided_at unset, an approval's grant
 -- runs duration seconds from now, a revocation keeps the end the grant had).
 CREATE FUNCTION lockbox.decide(p_id text, p_expected text, p_state text, p_manager text, p_approver text,
-                               p_comment text) RETURNS SETOF lockbox.row
+                               p_comment text, p_op text) RETURNS SETOF lockbox.row
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
 DECLARE
         r requests;
@@ -240,7 +255,8 @@ BEGIN
            AND (state <> 'approved' OR expires_at > now)
         RETURNING * INTO r;
         IF FOUND THEN
-                RETURN NEXT row_of(true, r);
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+        RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
         SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
@@ -253,7 +269,8 @@ $$;
 -- Takes back a decision whose audit entry could not be written: the row returns to what it
 -- was, if it is still as that decision left it.
 CREATE FUNCTION lockbox.undecide(p_id text, p_decided text, p_state text, p_decided_at bigint, p_manager text,
-                                 p_approver text, p_comment text, p_expires_at bigint) RETURNS SETOF lockbox.row
+                                 p_approver text, p_comment text, p_expires_at bigint, p_op text)
+RETURNS SETOF lockbox.row
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
 DECLARE
         r requests;
@@ -273,7 +290,8 @@ BEGIN
          WHERE id = p_id AND state = p_decided AND NOT withdrawn
         RETURNING * INTO r;
         IF FOUND THEN
-                RETURN NEXT row_of(true, r);
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+        RETURN NEXT row_of(true, r);
         END IF;
 END
 $$;
@@ -324,15 +342,24 @@ GRANT EXECUTE ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lock
 
 REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests),
         lockbox.lock_writers(), lockbox.changed() FROM PUBLIC;
+-- Was the write p_op of this host applied? Its request's row as it now is, or no row.
+CREATE FUNCTION lockbox.resolve(p_op text) RETURNS SETOF lockbox.row
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
+        SELECT (lockbox.row_of(true, r)).* FROM lockbox.ops o JOIN lockbox.requests r ON r.id = o.request_id
+         WHERE o.op_id = p_op AND o.host = session_user
+$$;
+REVOKE ALL ON FUNCTION lockbox.resolve(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.resolve(text) TO lockbox_host;
+
 REVOKE ALL ON FUNCTION lockbox.version() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.version() TO lockbox_host;
-REVOKE ALL ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text),
-        lockbox.withdraw(text), lockbox.settle(text, text, bigint),
-        lockbox.decide(text, text, text, text, text, text),
-        lockbox.undecide(text, text, text, bigint, text, text, text, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text),
-        lockbox.withdraw(text), lockbox.settle(text, text, bigint) TO lockbox_host;
-GRANT EXECUTE ON FUNCTION lockbox.decide(text, text, text, text, text, text),
-        lockbox.undecide(text, text, text, bigint, text, text, text, bigint) TO lockbox_desk;
+REVOKE ALL ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text),
+        lockbox.decide(text, text, text, text, text, text, text),
+        lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text) TO lockbox_host;
+GRANT EXECUTE ON FUNCTION lockbox.decide(text, text, text, text, text, text, text),
+        lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) TO lockbox_desk;
 
 COMMIT;

@@ -64,8 +64,21 @@ static void write_free(struct write *w) {
 
 /* Ends the operation: the caller hears r (and error, or the request), and w is freed. */
 static void write_end(struct write *w, int r, const sd_bus_error *error) {
-        w->done(r, r >= 0 ? &w->req : NULL, error, w->userdata);
+        if (w->done)
+                w->done(r, r >= 0 ? &w->req : NULL, error, w->userdata);
         write_free(w);
+}
+
+/* Fleet mode: the shared store lost the answer to w's write. Its caller hears so now; the
+ * write ends (audited if it was applied) once the store says whether it was. */
+static void write_in_doubt(struct write *w, const char *what) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        (void) op_fail(&error, -EINPROGRESS, LB_ERROR_FAILED,
+                       "%s: the shared store did not answer; whether it was recorded is known once it is reachable "
+                       "again (lockbox show, lockbox audit)", what);
+        w->done(-EINPROGRESS, NULL, &error, w->userdata);
+        w->done = NULL;
 }
 
 static void write_fail(struct write *w, int r, const char *name, const char *message) {
@@ -80,10 +93,9 @@ static int fail_shared(sd_bus_error *error, int r, const char *what) {
         if (r == -EPERM)
                 return op_fail(error, r, LB_ERROR_REFUSED,
                                "%s: this host's role in the shared store may not (decisions are made on a desk host)", what);
-        if (r == -ETIMEDOUT)
-                return op_fail(error, r, LB_ERROR_FAILED,
-                               "%s: the shared store did not answer in time; it may or may not have been recorded "
-                               "(see lockbox show)", what);
+        if (r == -EIO || r == -EBUSY)
+                return op_fail(error, r, LB_ERROR_FAILED, "%s: the shared store is unreachable; nothing was recorded",
+                               what);
         return op_fail_store(error, r, what);
 }
 
@@ -92,6 +104,8 @@ static void on_taken_back(int r, bool applied, const struct lb_request *row, voi
         char *id = userdata;
 
         (void) row;
+        if (r == -EINPROGRESS)
+                return;         /* called again with the outcome */
         if (r < 0 || !applied)
                 fprintf(stderr, "lockboxd: CRITICAL: cannot take back the change to request %s after its audit failed: %s\n",
                         id, r < 0 ? strerror(-r) : "it changed meanwhile");
@@ -200,6 +214,8 @@ static void on_settled(int r, bool applied, const struct lb_request *row, void *
         struct settle *x = userdata;
         struct daemon *d = x->d;
 
+        if (r == -EINPROGRESS)
+                return;         /* called again with the outcome */
         free(x);
         if (r >= 0 && applied && (row->state == LB_STATE_EXPIRED || row->state == LB_STATE_ENDED))
                 audit_time_event(d, row);
@@ -374,6 +390,10 @@ static void filed(struct write *w, int r) {
 static void on_filed_shared(int r, bool applied, const struct lb_request *row, void *userdata) {
         struct write *w = userdata;
 
+        if (r == -EINPROGRESS) {
+                write_in_doubt(w, "filing the request");
+                return;
+        }
         if (r >= 0 && !applied)
                 r = -EEXIST;
         if (r >= 0)
@@ -575,6 +595,10 @@ static void decided(struct write *w, int r) {
 static void on_decided_shared(int r, bool applied, const struct lb_request *row, void *userdata) {
         struct write *w = userdata;
 
+        if (r == -EINPROGRESS) {
+                write_in_doubt(w, "recording the decision");
+                return;
+        }
         if (r >= 0 && !applied)
                 r = -ESTALE;
         if (r >= 0) {

@@ -29,7 +29,7 @@
  * past this the oldest are dropped (they stay in this host's journal) and that is logged. */
 #define RECORDS_MAX 4096
 #define ERROR_MAX 256
-#define PARAMS_MAX 8
+#define PARAMS_MAX 12
 
 enum pg_state {
         PG_DISCONNECTED,
@@ -44,6 +44,8 @@ enum query_kind {
         QUERY_WRITE,
         QUERY_RECORD,           /* an audit entry for the story across hosts */
         QUERY_STORY,            /* one request's story from every host */
+        QUERY_TERMINATE,        /* ends the backend of a lost connection, before resolving */
+        QUERY_RESOLVE,          /* was a write whose answer was lost applied? (done as a write's) */
 };
 
 struct query {
@@ -55,6 +57,8 @@ struct query {
         pgstore_story_done_t story_done;        /* story */
         void *userdata;
         uint64_t sent_mono, sent_real;  /* refresh: when it was sent, for the view's age and the clock */
+        bool sent;                      /* a write: it left this host, so it may have been applied */
+        char op_id[ID_LEN + 1];         /* a write: its id in lockbox.ops, if applied */
         struct query *next;
 };
 
@@ -73,6 +77,9 @@ struct pgstore {
         struct query *records, *records_tail; /* QUERY_RECORDs waiting for a connection */
         unsigned n_records;
         unsigned records_dropped;
+        struct query *in_doubt, *in_doubt_tail; /* writes sent whose answer was lost */
+        unsigned n_in_doubt;
+        int lost_backend;               /* the server process of the connection they were sent on */
         char hostname[HOST_NAME_MAX + 1];
         PGresult *result;               /* of in_flight, the first one */
         bool refresh_queued;            /* a refresh is queued or in flight */
@@ -301,9 +308,11 @@ static int on_stale_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static void pump(struct pgstore *p);
 static void connect_start(struct pgstore *p);
 static void records_flush(struct pgstore *p);
+static void in_doubt_resolve(struct pgstore *p);
 static void story_done(struct pgstore *p, struct query *q, const PGresult *res);
 
 static void records_keep(struct pgstore *p, struct query *q, bool front);
+static void list_add(struct query **head, struct query **tail, struct query *q, bool front);
 
 /* A query that will not be answered: its caller hears error; an audit record waits for the
  * next connection instead (the database keeps it once, however often it is sent). */
@@ -312,7 +321,24 @@ static void fail_query(struct pgstore *p, struct query *q, int error) {
                 records_keep(p, q, true);
                 return;
         }
-        if (q->kind == QUERY_WRITE && q->done)
+        /* A write that left this host may have been applied: its caller hears once it is known
+         * (after reconnecting), so that an applied change is audited. */
+        if ((q->kind == QUERY_WRITE && q->sent) || q->kind == QUERY_RESOLVE) {
+                if (p->n_in_doubt < QUEUE_MAX) {
+                        /* The caller hears now that the outcome is unknown, and again with it. */
+                        if (q->kind == QUERY_WRITE && q->done)
+                                q->done(-EINPROGRESS, false, NULL, q->userdata);
+                        q->kind = QUERY_RESOLVE;
+                        list_add(&p->in_doubt, &p->in_doubt_tail, q, false);
+                        p->n_in_doubt++;
+                        return;
+                }
+                fprintf(stderr, "lockboxd: shared store: CRITICAL: too many writes in doubt; write %s of request "
+                        "%s may have been applied unaudited\n", q->op_id, q->params[0] ? q->params[0] : "?");
+        }
+        if (q->kind == QUERY_RESOLVE)
+                q->kind = QUERY_WRITE;
+        if ((q->kind == QUERY_WRITE || q->kind == QUERY_RESOLVE) && q->done)
                 q->done(error, false, NULL, q->userdata);
         if (q->kind == QUERY_STORY && q->story_done)
                 q->story_done(error, NULL, q->userdata);
@@ -331,6 +357,8 @@ static void disconnect(struct pgstore *p, const char *why, const char *detail, i
         }
         p->io = sd_event_source_disable_unref(p->io);
         if (p->conn) {
+                if (p->in_flight && p->in_flight->kind == QUERY_WRITE && p->in_flight->sent)
+                        p->lost_backend = PQbackendPID(p->conn);
                 PQfinish(p->conn);
                 p->conn = NULL;
         }
@@ -454,8 +482,11 @@ static void refresh_done(struct pgstore *p, struct query *q, const PGresult *res
         if (p->last_error[0] && p->state == PG_READY)
                 p->last_error[0] = '\0';
         stale_check(p);
-        if (changed > 0)
+        if (changed > 0) {
+                fprintf(stderr, "lockboxd: shared store: view read back to revision %" PRId64 " (%d change%s)\n",
+                        p->revision, changed, changed == 1 ? "" : "s");
                 daemon_view_changed(p->daemon);
+        }
         if (p->refresh_again) {
                 p->refresh_again = false;
                 refresh(p);
@@ -478,9 +509,14 @@ static void write_done(struct pgstore *p, struct query *q, const PGresult *res) 
                 return;
         }
         if (PQntuples(res) == 0) {
-                q->done(-ENOENT, false, NULL, q->userdata);
+                /* A write in doubt that was not applied: the store was unreachable, as far as the
+                 * caller is concerned. */
+                q->done(q->kind == QUERY_RESOLVE ? -EIO : -ENOENT, false, NULL, q->userdata);
                 return;
         }
+        if (q->kind == QUERY_RESOLVE)
+                fprintf(stderr, "lockboxd: shared store: write %s of request %s was applied although its answer "
+                        "was lost\n", q->op_id, PQgetvalue(res, 0, ROW_ID));
         k = row_to_request(res, 0, &row, &revision, &withdrawn);
         if (k < 0) {
                 q->done(k, false, NULL, q->userdata);
@@ -506,7 +542,8 @@ static void query_finished(struct pgstore *p) {
         p->result = NULL;
         (void) sd_event_source_set_enabled(p->query_timer, SD_EVENT_OFF);
 
-        if (q->kind != QUERY_WRITE && q->kind != QUERY_RECORD && q->kind != QUERY_STORY && (!res || PQresultStatus(res) != (q->kind == QUERY_LISTEN ? PGRES_COMMAND_OK
+        if (q->kind != QUERY_WRITE && q->kind != QUERY_RESOLVE && q->kind != QUERY_RECORD && q->kind != QUERY_STORY &&
+            q->kind != QUERY_TERMINATE && (!res || PQresultStatus(res) != (q->kind == QUERY_LISTEN ? PGRES_COMMAND_OK
                                                                                                : PGRES_TUPLES_OK))) {
                 disconnect(p, q->kind == QUERY_VERSION ? "cannot read the shared store's schema version (is this role granted lockbox_host?)"
                                                        : "a query of the shared store failed",
@@ -531,6 +568,7 @@ static void query_finished(struct pgstore *p) {
                 p->state = PG_READY;
                 p->last_error[0] = '\0';
                 fprintf(stderr, "lockboxd: shared store: connected\n");
+                in_doubt_resolve(p);
                 refresh(p);
                 records_flush(p);
                 break;
@@ -539,10 +577,14 @@ static void query_finished(struct pgstore *p) {
                 refresh_done(p, q, res);
                 break;
         case QUERY_WRITE:
+        case QUERY_RESOLVE:
                 if (res)
                         write_done(p, q, res);
                 else
                         q->done(-EIO, false, NULL, q->userdata);
+                break;
+        case QUERY_TERMINATE:
+                p->lost_backend = 0;
                 break;
         case QUERY_RECORD:
                 if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -559,6 +601,41 @@ static void query_finished(struct pgstore *p) {
 }
 
 /* ---- the audit story across hosts ----------------------------------------------------------- */
+
+/* Once reconnected: the backend that had the lost writes is ended first (a write still waiting
+ * in it, on a lock say, must not be applied after it was found not applied), then each write
+ * in doubt is looked up by its id. */
+static void in_doubt_resolve(struct pgstore *p) {
+        struct query *q;
+
+        if (!p->in_doubt)
+                return;
+        if (p->lost_backend > 0) {
+                /* Kept until that query has run: a connection lost before it does asks again. */
+                q = query_new(QUERY_TERMINATE, "SELECT pg_terminate_backend($1, 2000)");
+                if (q && query_param_int(q, p->lost_backend) >= 0)
+                        enqueue(p, q, false);
+                else
+                        query_free(q);
+        }
+        while ((q = p->in_doubt)) {
+                p->in_doubt = q->next;
+                if (!p->in_doubt)
+                        p->in_doubt_tail = NULL;
+                p->n_in_doubt--;
+                for (int i = 0; i < q->n_params; i++)
+                        free(q->params[i]);
+                q->n_params = 0;
+                q->sql = "SELECT * FROM lockbox.resolve($1)";
+                q->sent = false;
+                if (query_param(q, q->op_id) < 0) {
+                        q->kind = QUERY_WRITE;
+                        fail_query(p, q, -ENOMEM);
+                        continue;
+                }
+                enqueue(p, q, false);
+        }
+}
 
 static void records_flush(struct pgstore *p) {
         struct query *q;
@@ -792,6 +869,7 @@ static void pump(struct pgstore *p) {
         p->n_queued--;
         q->sent_mono = clock_usec(CLOCK_MONOTONIC);
         q->sent_real = clock_usec(CLOCK_REALTIME);
+        q->sent = true;
         p->in_flight = q;
         if (!PQsendQueryParams(p->conn, q->sql, q->n_params, NULL, (const char *const *) q->params, NULL, NULL, 0)) {
                 disconnect(p, "cannot send a query to the shared store", PQerrorMessage(p->conn), -EIO);
@@ -1018,6 +1096,11 @@ void pgstore_free(struct pgstore *p) {
                 p->records = q->next;
                 query_free(q);
         }
+        while ((q = p->in_doubt)) {
+                p->in_doubt = q->next;
+                fprintf(stderr, "lockboxd: shared store: stopping with write %s in doubt\n", q->op_id);
+                query_free(q);
+        }
         if (audit_shared_userdata == p) {
                 audit_shared = NULL;
                 audit_shared_userdata = NULL;
@@ -1054,6 +1137,10 @@ static void write_submit(struct pgstore *p, struct query *q, int build_error, pg
         }
         q->done = done;
         q->userdata = userdata;
+        if (error >= 0)
+                error = id_generate(q->op_id);
+        if (error >= 0)
+                error = query_param(q, q->op_id);
         if (error >= 0 && p->state != PG_READY)
                 error = -EIO;
         if (error >= 0 && p->n_queued >= QUEUE_MAX)
@@ -1070,7 +1157,7 @@ static const char *optional(const char *s) {
 }
 
 void pgstore_file(struct pgstore *p, const struct lb_request *r, pgstore_done_t done, void *userdata) {
-        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.file($1, $2, $3, $4, $5, $6, $7, $8)");
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.file($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         int k = q ? 0 : -ENOMEM;
 
         if (k >= 0 && (k = query_param(q, r->id)) >= 0 && (k = query_param(q, r->tenant)) >= 0 &&
@@ -1082,7 +1169,7 @@ void pgstore_file(struct pgstore *p, const struct lb_request *r, pgstore_done_t 
 }
 
 void pgstore_withdraw(struct pgstore *p, const char *id, pgstore_done_t done, void *userdata) {
-        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.withdraw($1)");
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.withdraw($1, $2)");
         int k = q ? query_param(q, id) : -ENOMEM;
 
         write_submit(p, q, k, done, userdata);
@@ -1090,7 +1177,7 @@ void pgstore_withdraw(struct pgstore *p, const char *id, pgstore_done_t done, vo
 
 void pgstore_decide(struct pgstore *p, const struct lb_request *r, enum lb_state expected,
                     pgstore_done_t done, void *userdata) {
-        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.decide($1, $2, $3, $4, $5, $6)");
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.decide($1, $2, $3, $4, $5, $6, $7)");
         int k = q ? 0 : -ENOMEM;
 
         if (k >= 0 && (k = query_param(q, r->id)) >= 0 && (k = query_param(q, state_to_string(expected))) >= 0 &&
@@ -1102,7 +1189,7 @@ void pgstore_decide(struct pgstore *p, const struct lb_request *r, enum lb_state
 
 void pgstore_undecide(struct pgstore *p, const struct lb_request *before, enum lb_state decided,
                       pgstore_done_t done, void *userdata) {
-        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.undecide($1, $2, $3, $4, $5, $6, $7, $8)");
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.undecide($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         int k = q ? 0 : -ENOMEM;
 
         if (k >= 0 && (k = query_param(q, before->id)) >= 0 && (k = query_param(q, state_to_string(decided))) >= 0 &&
@@ -1116,7 +1203,7 @@ void pgstore_undecide(struct pgstore *p, const struct lb_request *before, enum l
 
 void pgstore_settle(struct pgstore *p, const struct lb_request *r, uint64_t request_timeout,
                     pgstore_done_t done, void *userdata) {
-        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.settle($1, $2, $3)");
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.settle($1, $2, $3, $4)");
         int k = q ? 0 : -ENOMEM;
 
         if (k >= 0 && (k = query_param(q, r->id)) >= 0 && (k = query_param(q, state_to_string(r->state))) >= 0)

@@ -20,14 +20,18 @@
 struct daemon;
 struct pgstore;
 
-/* The end of a write, called exactly once: from the event loop when the store answers, or before
+/* The end of a write, called once (twice for a write in doubt, below): from the event loop when
+ * the store answers, or before
  * the call that started it returns when the write cannot be sent (not connected, queue full):
  *   0, with row as the shared store now has it and applied saying whether this write made it so
  *     (false: another host decided or settled first, or it was not due yet);
  *   -ENOENT: the shared store has no such request;
  *   -EPERM: the database refused this host's role (a lockbox_host host deciding);
- *   -EIO, -ETIMEDOUT: the store could not be reached or did not answer; the write may or may
- *     not have been applied (the view catches up either way). */
+ *   -EIO, -EBUSY: not applied: the store could not be reached (or too many writes wait).
+ * A write whose answer is lost (the connection cut, no answer within 4 s) is in doubt: done is
+ * called with -EINPROGRESS, and then once more, once reconnected, with the outcome, when the
+ * database has said whether that write (by its id in lockbox.ops) was applied: an applied
+ * change is audited even then. */
 typedef void (*pgstore_done_t)(int r, bool applied, const struct lb_request *row, void *userdata);
 
 /* Starts connecting to d->config->store_conninfo. Returns 0 or -errno (-EINVAL: the connection

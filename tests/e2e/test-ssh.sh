@@ -189,8 +189,8 @@ is "$(field session-terminated LOCKBOX_USER LOCKBOX_REQUEST_ID="$ID")" "$OP" "jo
 is "$(field session-terminated LOCKBOX_OPERATOR LOCKBOX_REQUEST_ID="$ID")" lbt-op1 \
         "journal: session-terminated LOCKBOX_OPERATOR=lbt-op1"
 is "$(field session-terminated LOCKBOX_IP LOCKBOX_REQUEST_ID="$ID")" 127.0.0.1 "journal: session-terminated LOCKBOX_IP=127.0.0.1"
-for i in $(seq 20); do pgrep -u lbt-op1 -x sleep >/dev/null || break; sleep 0.1; done
-ok "$(! pgrep -u lbt-op1 -x sleep >/dev/null; echo $?)" "no process of the cut session is left"
+for i in $(seq 20); do pgrep -u lbt-op1 --ns $$ --nslist mnt -x sleep >/dev/null || break; sleep 0.1; done
+ok "$(! pgrep -u lbt-op1 --ns $$ --nslist mnt -x sleep >/dev/null; echo $?)" "no process of the cut session is left"
 refused lbt-op1 "operator after revoke"
 like "$SSH_ERR" "lockbox: access refused" "the refusal after revoke reaches the ssh client"
 

@@ -72,11 +72,13 @@ like "$rc: $out" '^2: .*no pg_hba.conf entry for host "10.77.0.11", user "lbf_ho
 
 # ---- the database enforces the roles -----------------------------------------------------------------
 
-id=$(cat /proc/sys/kernel/random/uuid)
+# op: a fresh id for one write (lockbox.ops remembers the applied ones).
+op() { cat /proc/sys/kernel/random/uuid; }
+id=$(op)
 is "$(fleet_sql h1 "SELECT applied, state FROM lockbox.file('$id', 'contoso', 'lbt-op1', 1001, 'SR-1', \
-'fleet test', 3600, 'pending-manager')" 2>&1)" "t|pending-manager" "lbf_host1 files a request with lockbox.file"
+'fleet test', 3600, 'pending-manager', '$(op)')" 2>&1)" "t|pending-manager" "lbf_host1 files a request with lockbox.file"
 
-out=$(fleet_sql h1 "SELECT applied FROM lockbox.decide('$id', 'pending-manager', 'pending', 'm1', NULL, 'own')" 2>&1)
+out=$(fleet_sql h1 "SELECT applied FROM lockbox.decide('$id', 'pending-manager', 'pending', 'm1', NULL, 'own', '$(op)')" 2>&1)
 like "$out" 'permission denied for function decide' "lbf_host1 may not call lockbox.decide"
 out=$(fleet_sql h1 "UPDATE lockbox.requests SET state = 'approved' WHERE id = '$id'" 2>&1)
 like "$out" 'permission denied for table requests' "lbf_host1 may not UPDATE lockbox.requests"
@@ -92,15 +94,15 @@ is "$(fleet_admin_sql -c "SELECT state FROM lockbox.requests WHERE id = '$id'")"
         "the request is still pending-manager"
 
 out=$(fleet_sql desk "SELECT applied FROM lockbox.decide('$id', 'pending-manager', 'pending', 'lbt-op1', NULL, \
-'own')" 2>&1)
+'own', '$(op)')" 2>&1)
 like "$out" 'violates check constraint' "the database refuses the requester as the manager of their own request"
 # decide sets manager, approver and comment to what it is given: the approval repeats the manager.
 is "$(fleet_sql desk "SELECT applied, state, manager FROM lockbox.decide('$id', 'pending-manager', 'pending', 'm1', \
-NULL, 'manager ok')" 2>&1)" "t|pending|m1" "lbf_desk decides: pending-manager -> pending (manager m1)"
+NULL, 'manager ok', '$(op)')" 2>&1)" "t|pending|m1" "lbf_desk decides: pending-manager -> pending (manager m1)"
 is "$(fleet_sql desk "SELECT applied, state FROM lockbox.decide('$id', 'pending-manager', 'pending', 'm1', NULL, \
-'again')" 2>&1)" "f|pending" "a decision from a state the request has left is not applied"
+'again', '$(op)')" 2>&1)" "f|pending" "a decision from a state the request has left is not applied"
 is "$(fleet_sql desk "SELECT applied, state, manager, approver, expires_at - decided_at FROM lockbox.decide('$id', \
-'pending', 'approved', 'm1', 'a1', 'approved')" 2>&1)" "t|approved|m1|a1|3600" \
+'pending', 'approved', 'm1', 'a1', 'approved', '$(op)')" 2>&1)" "t|approved|m1|a1|3600" \
         "lbf_desk decides: pending -> approved (approver a1), a grant of the requested duration"
 is "$(fleet_sql h2 "SELECT state FROM lockbox.view(0) WHERE id = '$id'" 2>&1)" "approved" \
         "another host sees the decision through lockbox.view"

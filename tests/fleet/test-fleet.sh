@@ -293,7 +293,30 @@ wait $p2; rc2=$?
 is "$(printf '%s\n' "$rc1" "$rc2" | sort | paste -sd' ')" "0 1" "two desks decide one request at once: one wins (0), the other is refused (1)"
 n=$(( $(count_everywhere LOCKBOX_EVENT=denied LOCKBOX_REQUEST_ID="$RACE") + $(count_everywhere LOCKBOX_EVENT=approved LOCKBOX_REQUEST_ID="$RACE") ))
 is "$n" 1 "… and one decision is audited"
-like "$(cat "$LB_TMP/race1" "$LB_TMP/race2")" "decided or ran out meanwhile" "… the loser is told it was decided meanwhile"
+like "$(cat "$LB_TMP/race1" "$LB_TMP/race2")" "decided or ran out meanwhile|is not pending \(it is (approved|denied)\)" "… the loser is told it was decided (meanwhile, or before it looked)"
+
+# ---- a decision whose answer is lost is still audited, once -------------------------------------------
+# The writers' lock is held from outside for 5 s: the desk's approval waits in its backend, the
+# desk gives up on the answer after 4 s (the write is in doubt) and reconnects; meanwhile the
+# lock is freed and the approval applied. Once reconnected the desk asks whether it was: yes,
+# so it is audited, late and once.
+hrun desk lbt-op2 request --ticket SR-DOUBT --reason "answer lost"
+DOUBT=$OUT
+hrun desk lbt-mgr approve "$DOUBT"
+fleet_admin_sql -c "SELECT pg_advisory_lock(7366776300001), pg_sleep(5), pg_advisory_unlock(7366776300001)" >/dev/null &
+locker=$!
+sleep 0.3
+hrun desk lbt-appr approve "$DOUBT"
+is "$RC" 4 "the approver is told the shared store did not answer (exit 4)"
+like "$ERR" "did not answer; whether it was recorded is known once it is reachable again" "… and what that means"
+wait $locker
+lb_wait_for 10 sh -c "[ \"\$(nsenter -t ${FLEET_HOST_PID[h1]} -m -n -u -- '$LOCKBOX' -c '$LB_CONF' show '$DOUBT' --json | jq -r .state)\" = approved ]"
+hrun h1 lbt-admin show "$DOUBT" --json
+is "$(jq -r .state <<<"$OUT")" approved "the approval whose answer was lost was applied"
+lb_wait_for 5 sh -c "grep -q 'was applied although its answer was lost' '$LB_TMP/hosts/desk/lockboxd.log'"
+like "$(cat "$LB_TMP/hosts/desk/lockboxd.log")" "write [0-9a-f-]+ of request $DOUBT was applied although its answer was lost" \
+        "the desk found out once reconnected"
+is "$(count_everywhere LOCKBOX_EVENT=approved LOCKBOX_REQUEST_ID="$DOUBT")" 1 "… and audited the approval, once"
 
 # ---- a host cut off refuses operators and ends their sessions; others are unaffected ----------------
 
