@@ -748,7 +748,7 @@ static void story_done(struct pgstore *p, struct query *q, const PGresult *res) 
                         r = -EBADMSG;
                         break;
                 }
-                if (row_seq != seq) {
+                if (list.n == 0 || row_seq != seq) {
                         struct audit_record *more;
 
                         if (list.n >= AUDIT_ENTRIES_MAX) {
