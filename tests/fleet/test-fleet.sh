@@ -1,14 +1,18 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Fleet mode (SPEC §10) end to end: a real PostgreSQL 15 (lib-fleet.sh: TLS, client certificates,
-# its own network namespace), three gated hosts and two desks, each in network, mount and UTS
-# namespaces of its own with its own journald, lockboxd and sshd. Shows with real ssh logins:
+# its own network namespace), three gated hosts and two desks (and later a fourth gated host whose
+# clock is off), each in network, mount and UTS namespaces of its own with its own journald,
+# lockboxd and sshd. Shows with real ssh logins:
 # one approval on a desk admits the operator on every host; a revocation on a desk cuts live
 # sessions on every host (timed over ROUNDS rounds); a grant's end the same, audited once; a
 # host cut off refuses operators and ends their sessions within stale_after + 1 s while users in
 # no role log in; PostgreSQL restarted: hosts recover by themselves, nothing is lost, nothing
 # audited twice; two desks racing to decide one request: one winner, one audit entry; a gated
-# host's lockboxd cannot decide (the database refuses its role). Figures are printed as diag.
+# host's lockboxd cannot decide (the database refuses its role); lockbox audit on any host tells
+# the story from every host; a decision whose answer was lost is audited once reconnected; a
+# host whose clock is off refuses operators; a lockboxd killed (-9) reads its view back when
+# started again. Figures are printed as diag.
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
 . "$abs_top_srcdir/tests/lib/sshd.sh"
@@ -60,13 +64,7 @@ host_start() {
         } >"$dir/etc/lockbox.conf"
         chmod 0644 "$dir/etc/lockbox.conf"
         on_host "$h" mount --bind "$dir/etc/lockbox.conf" "$LB_CONF" || bail "cannot give $h its config"
-        on_host "$h" "${wrapper[@]}" "$LOCKBOXD" -c "$LB_CONF" >>"$dir/lockboxd.log" 2>&1 &
-        HOST_DAEMON[$h]=$!
-        LB_PIDS+=("$!")
-        for i in $(seq 100); do
-                on_host "$h" "$LOCKBOX" -c "$LB_CONF" status >/dev/null 2>&1 && break
-                sleep 0.05
-        done
+        daemon_start "$h" "${wrapper[@]}"
         sed -e "s|^Port .*|Port $SSH_PORT|" -e "s|^PidFile .*|PidFile $dir/sshd.pid|" \
                 "$LB_SSHD_DIR/sshd_config.base" >"$dir/sshd_config"
         # As lb_sshd_start does: in the sanitizer build the module needs ASan's runtime first.
@@ -75,6 +73,19 @@ host_start() {
                 /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" </dev/null &
         LB_PIDS+=("$!")
         lb_wait_for 10 grep -q "Server listening" "$dir/sshd.log" || bail "sshd on $h did not start: $(cat "$dir/sshd.log")"
+}
+
+# daemon_start NAME [WRAPPER...]: NAME's lockboxd; waits until it answers.
+daemon_start() {
+        local h=$1 i
+        shift
+        on_host "$h" "$@" "$LOCKBOXD" -c "$LB_CONF" >>"$LB_TMP/hosts/$h/lockboxd.log" 2>&1 &
+        HOST_DAEMON[$h]=$!
+        LB_PIDS+=("$!")
+        for i in $(seq 100); do
+                on_host "$h" "$LOCKBOX" -c "$LB_CONF" status >/dev/null 2>&1 && break
+                sleep 0.05
+        done
 }
 
 declare -A HOST_DAEMON=()
@@ -125,6 +136,12 @@ admitted_on() {
         [ "$(on_host "$1" "$LOCKBOX" -c "$LB_CONF" check "$2" --json 2>/dev/null | jq -r .admitted)" = true ]
 }
 
+# store_current HOST: HOST's status shows a view read back within 2 s and no store error.
+store_current() {
+        on_host "$1" "$LOCKBOX" -c "$LB_CONF" status --json 2>/dev/null |
+                jq -e '.store.last_error == null and .store.view_age_ms != null and .store.view_age_ms <= 2000' >/dev/null
+}
+
 # hjournal HOST MATCHES...: that host's journal, JSON lines.
 hjournal() {
         local h=$1; shift
@@ -157,7 +174,7 @@ percentile() {  # percentile P < numbers
 # ---- every host is up and reads the shared store ----------------------------------------------
 
 for h in $HOSTS; do
-        lb_wait_for 10 sh -c "[ \"\$(nsenter -t ${FLEET_HOST_PID[$h]} -m -n -u -- '$LOCKBOX' -c '$LB_CONF' status --json | jq -r '.store.last_error')\" = null ]"
+        lb_wait_for 10 store_current "$h"
         hrun "$h" lbt-admin status --json
         is "$(jq -r '.store.backend' <<<"$OUT")" postgresql "$h: status names the postgresql store"
         ok "$(jq -e '.store.view_age_ms != null and .store.view_age_ms <= 2000' <<<"$OUT" >/dev/null; echo $?)" \
@@ -385,8 +402,9 @@ for h in $GATED; do
         ok "$(lb_wait_for 15 admitted_on "$h" lbt-op1; echo $?)" \
                 "$h: after PostgreSQL's restart the grant still admits (nothing acknowledged lost)"
 done
-ok "$(lb_wait_for 15 sh -c "[ \"\$(nsenter -t ${FLEET_HOST_PID[h2]} -m -n -u -- '$LOCKBOX' -c '$LB_CONF' status --json | jq -r '.store.last_error')\" = null ]"; echo $?)" \
-        "h2 reconnected by itself: no store error in its status"
+for h in $HOSTS; do
+        ok "$(lb_wait_for 15 store_current "$h"; echo $?)" "$h reconnected by itself: its view is current, no store error"
+done
 hrun desk lbt-op2 request --ticket SR-AFTER --reason "after the restart"
 is "$RC" 0 "the desk files again after the restart"
 AFTER=$OUT
@@ -402,6 +420,19 @@ for id in $(fleet_admin_sql -c "select id from lockbox.requests"); do
         done
 done
 ok "${bad:-0}" "every request's events are audited at most once across all hosts"
+
+# ---- a fleet lockboxd killed (-9) and started again reads its view back ---------------------------------
+
+kill -KILL "$(pgrep -f -n "lockboxd -c $LB_CONF" --ns "${FLEET_HOST_PID[h2]}" --nslist mnt)" 2>/dev/null
+wait "${HOST_DAEMON[h2]}" 2>/dev/null
+hssh h2 lbt-op1 'echo in'
+is "$SSH_RC" 255 "h2's lockboxd killed (-9): its operator logins are refused"
+hssh h2 lbt-none 'echo hello'
+is "$SSH_RC/$SSH_OUT" "0/hello" "… a user in no role logs in"
+daemon_start h2
+ok "$(lb_wait_for 10 admitted_on h2 lbt-op1; echo $?)" "h2's lockboxd started again: it reads the shared store back and admits the grant"
+hssh h2 lbt-op1 'echo in'
+is "$SSH_RC/$SSH_OUT" "0/in" "… over ssh"
 
 # ---- the lockboxds ran clean ---------------------------------------------------------------------------
 
