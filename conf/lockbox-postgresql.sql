@@ -226,6 +226,30 @@ BEGIN
 END
 $$;
 
+-- An operator ends their own grant early (`lockbox done`), on any host: ending access never
+-- extends it. Only an approved grant still running, only for its requester.
+CREATE FUNCTION lockbox.finish(p_id text, p_requester text, p_op text) RETURNS SETOF lockbox.row
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
+DECLARE
+        r requests;
+        now bigint := now_seconds();
+BEGIN
+        PERFORM lock_writers();
+        UPDATE requests SET state = 'ended', expires_at = now, decided_by = session_user, revision = nextval('revision')
+         WHERE id = p_id AND requester = p_requester AND state = 'approved' AND expires_at > now AND NOT withdrawn
+        RETURNING * INTO r;
+        IF FOUND THEN
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+                RETURN NEXT row_of(true, r);
+                RETURN;
+        END IF;
+        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
+        IF FOUND THEN
+                RETURN NEXT row_of(false, r);
+        END IF;
+END
+$$;
+
 -- A desk records a decision its lockboxd has checked (roles, separation of duties): only
 -- along the life cycle of SPEC §3, only from the state the desk saw, dated by the database
 -- (as the single-host store does: a pre-approval leaves decided_at unset, an approval's grant
@@ -354,11 +378,12 @@ GRANT EXECUTE ON FUNCTION lockbox.resolve(text) TO lockbox_host;
 REVOKE ALL ON FUNCTION lockbox.version() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.version() TO lockbox_host;
 REVOKE ALL ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
-        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text),
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text), lockbox.finish(text, text, text),
         lockbox.decide(text, text, text, text, text, text, text),
         lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
-        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text) TO lockbox_host;
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text), lockbox.finish(text, text, text)
+        TO lockbox_host;
 GRANT EXECUTE ON FUNCTION lockbox.decide(text, text, text, text, text, text, text),
         lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) TO lockbox_desk;
 

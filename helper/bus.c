@@ -352,7 +352,7 @@ static int decide(sd_bus_message *m, struct connection *c, enum lb_action action
         struct deferred *x;
         int r;
 
-        if (action == ACTION_CANCEL)
+        if (action == ACTION_CANCEL || action == ACTION_DONE)
                 r = sd_bus_message_read(m, "s", &id);
         else
                 r = sd_bus_message_read(m, "ss", &id, &comment);
@@ -379,6 +379,9 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 static int method_revoke(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return decide(m, userdata, ACTION_REVOKE, error);
+}
+static int method_done(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return decide(m, userdata, ACTION_DONE, error);
 }
 
 static int reply_access(sd_bus_message *m, struct access_answer *a) {
@@ -590,6 +593,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("Deny", "ss", LB_REQUEST_SIG, method_deny, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Cancel", "s", LB_REQUEST_SIG, method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Revoke", "ss", LB_REQUEST_SIG, method_revoke, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Done", "s", LB_REQUEST_SIG, method_done, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("CheckUser", "s", "bssx", method_check_user, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetStatus", "", "bssa(st)(sxxs)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),

@@ -61,6 +61,7 @@ static void help_main(void) {
                "  cancel ID                cancel your own pending request\n"
                "  revoke ID [--comment TEXT]\n"
                "                           end an approved grant now\n"
+               "  done [ID]                end your own grant now (operators)\n"
                "  check USER [--json]      would USER be admitted now, and why (admins)\n"
                "  status [--json]          whether the lockbox is on, counts by state\n"
                "  audit [ID] [--since TIME] [--json]\n"
@@ -528,6 +529,33 @@ static int verb_revoke(struct verb_args *a) {
         return decision(a, "revoke", "Revoke", true);
 }
 
+/* done [ID]: without ID, the caller's own active grant on this host. */
+static int verb_done(struct verb_args *a) {
+        static const struct option options[] = { {} };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct decision_params p = { .id = "" };
+        struct wire_request w;
+        int c, r;
+
+        if ((c = getopt_long(a->argc, a->argv, "", options, NULL)) >= 0)
+                return bad_option(a);
+        if (optind + 1 < a->argc)
+                return die(EXIT_USAGE, "done takes at most one request ID");
+        if (optind < a->argc) {
+                p.id = a->argv[optind];
+                r = check_id_arg(p.id);
+                if (r != 0)
+                        return r;
+        }
+        r = call("Done", build_decision, &p, &reply);
+        if (r != 0)
+                return r;
+        if (read_request(reply, &w) <= 0)
+                return die(EXIT_HELPER, "malformed reply from the helper");
+        printf("Request %s ended: your access under it has ended\n", w.id);
+        return EXIT_DONE;
+}
+
 static int verb_check(struct verb_args *a) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
@@ -868,6 +896,7 @@ static const struct verb verbs[] = {
         { "deny",    verb_deny,    "deny ID [--comment TEXT]\nDeny a pending request." },
         { "cancel",  verb_cancel,  "cancel ID\nCancel your own pending request (admins: any)." },
         { "revoke",  verb_revoke,  "revoke ID [--comment TEXT]\nEnd an approved grant now." },
+        { "done",    verb_done,    "done [ID]\nEnd your own approved grant now (without ID: your active one)." },
         { "check",   verb_check,   "check USER [--json]\nWould USER be admitted now, and why (admins)." },
         { "status",  verb_status,  "status [--json]\nWhether the lockbox is enabled, its tenant, counts by state." },
         { "audit",   verb_audit,   "audit [ID] [--since TIME] [--json]\n"

@@ -7,6 +7,7 @@
  *   GetRequest(s id_or_prefix) -> (REQUEST)
  *   Approve(s id, s comment) / Deny(s id, s comment) / Revoke(s id, s comment)
  *   Cancel(s id) -> (REQUEST)                                 each returns the request after
+ *   Done(s id) -> (REQUEST)        the operator ends their own grant ("": their active grant)
  *   CheckUser(s user) -> (b admitted, s reason, s request_id, x expires_at)      admin
  *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts,
  *                   (s backend, x view_age_usec, x clock_offset_msec, s last_error) store)

@@ -553,22 +553,36 @@ static void decided(struct write *w, int r) {
                 return;
         }
 
-        if (asprintf(&message, "Request %s: %s by %s%s%s", req->id, w->outcome.event, w->who_name,
-                     req->state == LB_STATE_APPROVED ? ", access until " : "",
-                     req->state == LB_STATE_APPROVED ? timestamp_format(req->expires_at, until) : "") < 0)
+        if (w->action == ACTION_DONE) {
+                _cleanup_(freep) char *requester = text_escape(req->requester);
+
+                /* The operator's own act, not a decision: like a grant that ran out, with who did it. */
+                if (asprintf(&message, "Access granted by request %s to %s ended by the operator", req->id,
+                             strempty(requester)) < 0)
+                        message = NULL;
+        } else if (asprintf(&message, "Request %s: %s by %s%s%s", req->id, w->outcome.event, w->who_name,
+                            req->state == LB_STATE_APPROVED ? ", access until " : "",
+                            req->state == LB_STATE_APPROVED ? timestamp_format(req->expires_at, until) : "") < 0)
                 message = NULL;
         r = audit_write(&(struct audit_entry) {
                 .event = w->outcome.event,
                 .priority = LOG_NOTICE,
                 .request = req,
-                .activity = ACTIVITY_DECISION,
+                .activity = w->action == ACTION_DONE ? NULL : ACTIVITY_DECISION,
                 .user = w->by_requester ? d->config->operator_display_name : w->who_name,
                 .operator_account = req->requester,
                 .decision = w->outcome.decision,
-                .item = true,
+                .item = w->action != ACTION_DONE,
                 .ip = w->ip,
                 .message = message,
         });
+        if (r < 0 && w->action == ACTION_DONE) {
+                /* Access ending is not taken back for want of an entry (as at a grant's end by
+                 * time): it stays ended, and that it is unaudited is logged. */
+                fprintf(stderr, "lockboxd: cannot audit the end of request %s by its operator: %s\n", req->id,
+                        strerror(-r));
+                r = 0;
+        }
         if (r < 0) {
                 if (d->shared) {
                         char *id = strdup(req->id);
@@ -586,7 +600,7 @@ static void decided(struct write *w, int r) {
                 return;
         }
         (void) daemon_arm_deadline(d);
-        if (req->state == LB_STATE_REVOKED)
+        if (req->state == LB_STATE_REVOKED || req->state == LB_STATE_ENDED)
                 (void) sessions_enforce(d);
         notify_event(d, w->outcome.event, req, w->who_name);
         write_end(w, 0, NULL);
@@ -629,7 +643,18 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
                 return;
         }
         w->action = action;
-        r = daemon_lookup(d, who, id_or_prefix, &w->req, &error);
+        if (action == ACTION_DONE && isempty(id_or_prefix)) {
+                /* `lockbox done` without an id: the caller's own active grant. */
+                r = op_require_role(who, &error);
+                if (r >= 0) {
+                        r = store_active_grant(d->store, who->name, d->config->tenant, daemon_now(), &w->req);
+                        if (r == -ENOENT)
+                                r = op_fail(&error, r, LB_ERROR_NO_SUCH_REQUEST, "you have no active grant on this host");
+                        else if (r < 0)
+                                r = op_fail_store(&error, r, "looking up your grant");
+                }
+        } else
+                r = daemon_lookup(d, who, id_or_prefix, &w->req, &error);
         if (r < 0) {
                 write_end(w, r, &error);
                 return;
@@ -658,10 +683,13 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
                 write_end(w, r, &error);
                 return;
         }
-        w->by_requester = action == ACTION_CANCEL && who->uid == w->req.requester_uid;
+        w->by_requester = (action == ACTION_CANCEL && who->uid == w->req.requester_uid) || action == ACTION_DONE;
 
         if (d->shared) {
-                pgstore_decide(d->shared, &w->req, w->before.state, on_decided_shared, w);
+                if (action == ACTION_DONE)
+                        pgstore_finish(d->shared, &w->req, on_decided_shared, w);
+                else
+                        pgstore_decide(d->shared, &w->req, w->before.state, on_decided_shared, w);
                 return;
         }
         r = store_begin(d->store);

@@ -216,6 +216,22 @@ ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_
         "journal: session-terminated for the grant that ran out"
 refused lbt-op1 "operator after the grant ran out"
 
+# ---- lockbox done: the operator ends their own grant from inside the session -------------------------
+
+run lbt-op1 request --ticket SR-4713 --reason "e2e: done early" --duration 1h
+ID3=$OUT
+run lbt-mgr approve "$ID3"
+run lbt-appr approve "$ID3"
+since=$(lb_journal_mark)
+lb_ssh lbt-op1 "'$LOCKBOX' -c '$LB_CONF' done; sleep 5; echo survived"
+# The session, the lockbox process in it included, is cut at once: its answer may not get out.
+is "$(lb_state "$ID3")" ended "the operator ran lockbox done in their ssh session: the grant is ended"
+ok "$( ! grep -q survived <<<"$SSH_OUT"; echo $?)" "… and the session it ran in is cut (ssh exit $SSH_RC)"
+ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ID3"; echo $?)" \
+        "journal: session-terminated for the grant the operator ended"
+is "$(field ended LOCKBOX_USER LOCKBOX_REQUEST_ID="$ID3")" "$OP" "journal: ended by the operator (LOCKBOX_USER=$OP)"
+refused lbt-op1 "operator after lockbox done"
+
 # ---- helper down: operators refused, everyone else admitted ---------------------------------------
 
 lb_stop_daemon

@@ -434,6 +434,18 @@ ok "$(lb_wait_for 10 admitted_on h2 lbt-op1; echo $?)" "h2's lockboxd started ag
 hssh h2 lbt-op1 'echo in'
 is "$SSH_RC/$SSH_OUT" "0/in" "… over ssh"
 
+# ---- lockbox done on a gated host ends the operator's grant on every host -----------------------------
+
+grant lbt-op1 1h >/dev/null
+for h in $GATED; do lb_wait_for 3 admitted_on "$h" lbt-op1; done
+live h1 lbt-op1 || diag "no live session on h1"
+hrun h3 lbt-op1 done
+is "$RC:$OUT" "0:Request $ID ended: your access under it has ended" "h3 (lockbox_host): the operator ends their own grant"
+for i in $(seq 300); do kill -0 "${LIVE[h1]}" 2>/dev/null || break; sleep 0.01; done
+ok "$(! kill -0 "${LIVE[h1]}" 2>/dev/null; echo $?)" "… and their live session on h1 ends"
+kill "${LIVE[h1]}" 2>/dev/null; wait "${LIVE[h1]}" 2>/dev/null
+is "$(count_everywhere LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$ID")" 1 "… audited once, on h3"
+
 # ---- the lockboxds ran clean ---------------------------------------------------------------------------
 
 for h in $HOSTS; do
