@@ -121,6 +121,12 @@ LANGUAGE sql STABLE AS $$
                r.expires_at, r.revision, r.withdrawn
 $$;
 
+-- A write that did not apply answers with the row as it is (none if there is none).
+CREATE FUNCTION lockbox.unchanged(p_id text) RETURNS SETOF lockbox.row
+LANGUAGE sql STABLE AS $$
+        SELECT (lockbox.row_of(false, r)).* FROM lockbox.requests r WHERE r.id = p_id AND NOT r.withdrawn
+$$;
+
 CREATE FUNCTION lockbox.lock_writers() RETURNS void
 LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(7366776300001) $$;
 
@@ -186,10 +192,7 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -219,10 +222,7 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -243,10 +243,7 @@ BEGIN
                 RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -283,10 +280,7 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -364,7 +358,7 @@ $$;
 REVOKE ALL ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) TO lockbox_host;
 
-REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests),
+REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests), lockbox.unchanged(text),
         lockbox.lock_writers(), lockbox.changed() FROM PUBLIC;
 -- Was the write p_op of this host applied? Its request's row as it now is, or no row.
 CREATE FUNCTION lockbox.resolve(p_op text) RETURNS SETOF lockbox.row
