@@ -430,7 +430,7 @@ static int method_access_check(sd_bus_message *m, void *userdata, sd_bus_error *
 static int method_session_open(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct connection *c = userdata;
         const char *user, *service, *rhost, *tty, *logind_session;
-        char request_id[ID_LEN + 1];
+        struct lb_request grant = {};
         uint32_t pid;
         int r;
 
@@ -440,10 +440,13 @@ static int method_session_open(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_read(m, "ssssus", &user, &service, &rhost, &tty, &pid, &logind_session);
         if (r < 0)
                 return r;
-        r = daemon_session_open(c->daemon, user, service, rhost, tty, pid, logind_session, request_id, error);
+        r = daemon_session_open(c->daemon, user, service, rhost, tty, pid, logind_session, &grant, error);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "s", request_id);
+        /* What the module shows the operator: the grant, who approved it, when it ends. */
+        r = sd_bus_reply_method_return(m, "ssx", grant.id, strempty(grant.approver), grant.expires_at);
+        request_done(&grant);
+        return r;
 }
 
 static int method_session_close(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -597,7 +600,7 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("CheckUser", "s", "bssx", method_check_user, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetStatus", "", "bssa(st)(sxxs)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("SessionOpen", "ssssus", "s", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("SessionOpen", "ssssus", "ssx", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionClose", "ssssu", "", method_session_close, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetAudit", "st", "a" LB_AUDIT_ENTRY_SIG "b", method_get_audit, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END

@@ -14,7 +14,7 @@
  *   AccessCheck(s user, s service, s rhost, s tty)
  *       -> (b admitted, s reason, s request_id, x expires_at)      uid 0 only, audited
  *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)
- *       -> (s request_id)                                           uid 0 only, audited
+ *       -> (s request_id, s approver, x expires_at)                 uid 0 only, audited
  *   SessionClose(s user, s service, s rhost, s tty, u pid)          uid 0 only, audited
  *   GetAudit(s id_or_prefix, t since_usec) -> (a AUDIT_ENTRY, b truncated)
  *       the trusted audit story: of one request ("" for every one the caller may see),

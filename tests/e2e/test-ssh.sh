@@ -23,6 +23,7 @@ HUNG_LIMIT_MS=3000      # pam_timeout (1 s) + key exchange and a margin
 
 lb_setup
 lb_write_config "pam_timeout = \"${PAM_TIMEOUT_S}s\";"
+LB_SSHD_CONFIG_EXTRA="PermitTTY yes"    # one interactive login below shows the session banner
 lb_start_daemon || bail "lockboxd did not start"
 lb_sshd_start || bail "sshd did not start"
 diag "sshd on 127.0.0.1:$LB_SSHD_PORT, log $LB_SSHD_LOG"
@@ -171,6 +172,12 @@ live_session_ends() {
         wait "$LIVE" 2>/dev/null
         return 0
 }
+
+# An interactive login (a shell on a pty): sshd shows what the session stage told the operator.
+lb_ssh_command lbt-op1
+banner=$(printf 'exit\n' | "${LB_SSH_CMD[@]:0:${#LB_SSH_CMD[@]}-1}" -tt "${LB_SSH_CMD[-1]}" 2>&1 | tr -d '\r')
+like "$banner" "lockbox: access under request $ID, approved by lbt-appr, until [0-9T:-]+Z" \
+        "an interactive ssh login shows one line: the request, its approver, the end of access"
 
 live_session lbt-op1
 is "$(cat "$LB_TMP/live.out")" started "a live operator session runs"
