@@ -16,6 +16,7 @@
 #include "sessions.h"
 #include "store-postgresql.h"
 #include "text.h"
+#include "warnings.h"
 
 static int op_forget_session(struct store *s, const void *id) {
         return store_session_remove(s, *(const int64_t *) id);
@@ -243,6 +244,7 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
         }
         *ret_grant = a.grant;
         a.grant = (struct lb_request) {};
+        warnings_arm(d);
         r = 0;
 out:
         if (r < 0 && held)

@@ -36,6 +36,7 @@ struct daemon {
         uint64_t connections_refused_logged_at;
         struct child *children;         /* notify.c's running notifiers */
         struct sessions *sessions;      /* sessions.c's holder of live operator sessions */
+        struct warnings *warnings;      /* warnings.c's expiry warnings on operators' terminals */
         unsigned n_children;
         struct queued *notify_queue, *notify_queue_tail; /* notify.c's notifiers waiting for a slot */
         unsigned n_notify_queued;

@@ -18,6 +18,7 @@
 #include "sessions.h"
 #include "store-postgresql.h"
 #include "text.h"
+#include "warnings.h"
 
 #define SETTLE_BATCH 256
 
@@ -154,6 +155,9 @@ int daemon_deadline_timer_add(struct daemon *d) {
 int daemon_arm_deadline(struct daemon *d) {
         int64_t next;
         int r;
+
+        /* Whatever moved a deadline may move a warning before it. */
+        warnings_arm(d);
 
         r = store_next_deadline(d->store, d->config->request_timeout, &next);
         if (r == -ENOENT)

@@ -22,7 +22,7 @@ PAM_TIMEOUT_S=1
 HUNG_LIMIT_MS=3000      # pam_timeout (1 s) + key exchange and a margin
 
 lb_setup
-lb_write_config "pam_timeout = \"${PAM_TIMEOUT_S}s\";"
+lb_write_config "pam_timeout = \"${PAM_TIMEOUT_S}s\";" 'expiry_warning = [ "3s", "1s" ];'
 LB_SSHD_CONFIG_EXTRA="PermitTTY yes"    # one interactive login below shows the session banner
 lb_start_daemon || bail "lockboxd did not start"
 lb_sshd_start || bail "sshd did not start"
@@ -222,6 +222,20 @@ ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$
 ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ID2"; echo $?)" \
         "journal: session-terminated for the grant that ran out"
 refused lbt-op1 "operator after the grant ran out"
+
+# ---- warnings on the operator's terminal before access ends (expiry_warning 3s, 1s) --------------------
+
+run lbt-op1 request --ticket SR-4714 --reason "e2e: warnings" --duration 5s
+ID4=$OUT
+run lbt-mgr approve "$ID4"
+run lbt-appr approve "$ID4"
+lb_ssh_command lbt-op1
+warned=$(printf 'sleep 9\n' | timeout 20 "${LB_SSH_CMD[@]:0:${#LB_SSH_CMD[@]}-1}" -tt "${LB_SSH_CMD[-1]}" 2>&1 | tr -d '\r')
+until4=$(as root lockbox show "$ID4" --json | jq -r .expires_at)
+is "$(grep -c -x "lockbox: access ends at $until4 (request $ID4)" <<<"$warned")" 2 \
+        "an interactive session gets a warning on its terminal at 3 s and at 1 s before the end"
+ok "$( ! grep -q 'lockbox: access ends at' <<<"$(lb_ssh lbt-none 'true'; echo "$SSH_OUT$SSH_ERR")"; echo $?)" \
+        "a user in no role gets none"
 
 # ---- lockbox done: the operator ends their own grant from inside the session -------------------------
 
