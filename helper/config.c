@@ -521,9 +521,10 @@ static int parse_expiry_warning(struct parse_ctx *ctx, const config_setting_t *s
                 if (e && config_setting_type(e) == CONFIG_TYPE_STRING) {
                         const char *str = config_setting_get_string(e);
 
-                        if (!str || duration_parse(str, &v) < 0)
-                                return fail(ctx, -EINVAL, line, "%s[%d]: invalid duration '%s'", key, i,
-                                            shown(str ? str : "", buf));
+                        if (!str)
+                                str = "";
+                        if (duration_parse(str, &v) < 0)
+                                return fail(ctx, -EINVAL, line, "%s[%d]: invalid duration '%s'", key, i, shown(str, buf));
                 } else if (e && (config_setting_type(e) == CONFIG_TYPE_INT || config_setting_type(e) == CONFIG_TYPE_INT64)) {
                         long long x = config_setting_get_int64(e);
 

@@ -21,6 +21,8 @@ struct daemon {
         struct store *store;            /* the store, or in fleet mode this host's view of the shared one */
         struct pgstore *shared;         /* fleet mode: the shared store (store-postgresql.c); NULL on one host */
         unsigned settles_in_flight;     /* fleet mode: requests.c's settle round waiting for the shared store */
+        struct waiter *waiters;         /* requests.c's callers waiting for a decision */
+        unsigned n_waiters;
         char *socket_path;
         int listen_fd;
         bool socket_bound_here;         /* we created the socket file, so we remove it */

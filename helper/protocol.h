@@ -8,6 +8,8 @@
  *   Approve(s id, s comment) / Deny(s id, s comment) / Revoke(s id, s comment)
  *   Cancel(s id) -> (REQUEST)                                 each returns the request after
  *   Done(s id) -> (REQUEST)        the operator ends their own grant ("": their active grant)
+ *   WaitRequest(s id, t timeout_usec) -> (REQUEST)     once a pending request moves on, or at
+ *       the timeout (at most 300 s) as it is then; at once when it is not pending
  *   CheckUser(s user) -> (b admitted, s reason, s request_id, x expires_at)      admin
  *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts,
  *                   (s backend, x view_age_usec, x clock_offset_msec, s last_error) store)

@@ -446,6 +446,23 @@ ok "$(! kill -0 "${LIVE[h1]}" 2>/dev/null; echo $?)" "… and their live session
 kill "${LIVE[h1]}" 2>/dev/null; wait "${LIVE[h1]}" 2>/dev/null
 is "$(count_everywhere LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$ID")" 1 "… audited once, on h3"
 
+# ---- an operator on a gated host files and waits; the desk's approval reaches the waiting command ----
+
+on_host h1 setpriv --reuid=lbt-op2 --regid=lbt-op2 --init-groups --reset-env -- "$LOCKBOX" -c "$LB_CONF" \
+        request --ticket SR-WAIT --reason "waits on h1" --duration 1h --wait >"$LB_TMP/wait.out" 2>"$LB_TMP/wait.err" &
+waiter=$!
+lb_wait_for 5 grep -q "awaits a support manager" "$LB_TMP/wait.err"
+WAITED=$(head -1 "$LB_TMP/wait.out")
+hrun desk lbt-mgr approve "$WAITED"
+hrun desk lbt-appr approve "$WAITED"
+t0=$(now_ms)
+wait "$waiter"
+rc=$?
+diag "desk approval -> the lockbox request --wait on h1 returned in $(($(now_ms) - t0)) ms"
+is "$rc" 0 "h1: lockbox request --wait filed on a gated host returns 0 once the desk approves"
+like "$(cat "$LB_TMP/wait.err")" "awaits the customer's approver"$'\n'"Request $WAITED approved by lbt-appr" \
+        "… having shown each state as the desk moved it"
+
 # ---- the lockboxds ran clean ---------------------------------------------------------------------------
 
 for h in $HOSTS; do
