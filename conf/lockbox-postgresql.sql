@@ -121,6 +121,12 @@ LANGUAGE sql STABLE AS $$
                r.expires_at, r.revision, r.withdrawn
 $$;
 
+-- A write that did not apply answers with the row as it is (none if there is none).
+CREATE FUNCTION lockbox.unchanged(p_id text) RETURNS SETOF lockbox.row
+LANGUAGE sql STABLE AS $$
+        SELECT (lockbox.row_of(false, r)).* FROM lockbox.requests r WHERE r.id = p_id AND NOT r.withdrawn
+$$;
+
 CREATE FUNCTION lockbox.lock_writers() RETURNS void
 LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(7366776300001) $$;
 
@@ -186,10 +192,7 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -219,10 +222,28 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
+END
+$$;
+
+-- An operator ends their own grant early (`lockbox done`), on any host: ending access never
+-- extends it. Only an approved grant still running, only for its requester.
+CREATE FUNCTION lockbox.finish(p_id text, p_requester text, p_op text) RETURNS SETOF lockbox.row
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
+DECLARE
+        r requests;
+        now bigint := now_seconds();
+BEGIN
+        PERFORM lock_writers();
+        UPDATE requests SET state = 'ended', expires_at = now, decided_by = session_user, revision = nextval('revision')
+         WHERE id = p_id AND requester = p_requester AND state = 'approved' AND expires_at > now AND NOT withdrawn
+        RETURNING * INTO r;
         IF FOUND THEN
-                RETURN NEXT row_of(false, r);
+                INSERT INTO ops (op_id, request_id, host) VALUES (p_op, r.id, session_user);
+                RETURN NEXT row_of(true, r);
+                RETURN;
         END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -259,10 +280,7 @@ BEGIN
         RETURN NEXT row_of(true, r);
                 RETURN;
         END IF;
-        SELECT * INTO r FROM requests WHERE id = p_id AND NOT withdrawn;
-        IF FOUND THEN
-                RETURN NEXT row_of(false, r);
-        END IF;
+        RETURN QUERY SELECT * FROM unchanged(p_id);
 END
 $$;
 
@@ -340,7 +358,7 @@ $$;
 REVOKE ALL ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.record(text, text, bigint, text, text[]), lockbox.story(text, bigint) TO lockbox_host;
 
-REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests),
+REVOKE ALL ON FUNCTION lockbox.now_seconds(), lockbox.row_of(boolean, lockbox.requests), lockbox.unchanged(text),
         lockbox.lock_writers(), lockbox.changed() FROM PUBLIC;
 -- Was the write p_op of this host applied? Its request's row as it now is, or no row.
 CREATE FUNCTION lockbox.resolve(p_op text) RETURNS SETOF lockbox.row
@@ -354,11 +372,12 @@ GRANT EXECUTE ON FUNCTION lockbox.resolve(text) TO lockbox_host;
 REVOKE ALL ON FUNCTION lockbox.version() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.version() TO lockbox_host;
 REVOKE ALL ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
-        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text),
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text), lockbox.finish(text, text, text),
         lockbox.decide(text, text, text, text, text, text, text),
         lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lockbox.view(bigint), lockbox.file(text, text, text, bigint, text, text, bigint, text, text),
-        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text) TO lockbox_host;
+        lockbox.withdraw(text, text), lockbox.settle(text, text, bigint, text), lockbox.finish(text, text, text)
+        TO lockbox_host;
 GRANT EXECUTE ON FUNCTION lockbox.decide(text, text, text, text, text, text, text),
         lockbox.undecide(text, text, text, bigint, text, text, text, bigint, text) TO lockbox_desk;
 

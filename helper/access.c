@@ -16,6 +16,7 @@
 #include "sessions.h"
 #include "store-postgresql.h"
 #include "text.h"
+#include "warnings.h"
 
 static int op_forget_session(struct store *s, const void *id) {
         return store_session_remove(s, *(const int64_t *) id);
@@ -174,7 +175,7 @@ static int audit_session(struct daemon *d, const char *event, const char *activi
 
 int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
                         const char *tty, uint32_t pid, const char *logind_session,
-                        char ret_request_id[static ID_LEN + 1], sd_bus_error *error) {
+                        struct lb_request *ret_grant, sd_bus_error *error) {
         _cleanup_(freep) char *message = NULL, *previous_cgroup = NULL;
         struct access_answer a = {};
         struct lb_session s = {};
@@ -241,7 +242,9 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 r = op_fail_audit(error, r);
                 goto out;
         }
-        strcpy(ret_request_id, a.grant.id);
+        *ret_grant = a.grant;
+        a.grant = (struct lb_request) {};
+        warnings_arm(d);
         r = 0;
 out:
         if (r < 0 && held)

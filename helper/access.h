@@ -17,12 +17,12 @@ struct access_answer {
         struct lb_request grant;        /* id[0] == 0 when none */
 };
 /* A session of operator user opens (PAM session stage): it must run under an active
- * grant (or the lockbox be disabled); it is audited and registered. *ret_request_id
- * gets the grant's id ("" when disabled). A user who is no operator here is refused:
+ * grant (or the lockbox be disabled); it is audited and registered. *ret_grant gets the
+ * grant (caller request_done()s; its id is "" when the lockbox is disabled). A user who is no operator here is refused:
  * the module asked, so its config and ours disagree. */
 int daemon_session_open(struct daemon *d, const char *user, const char *service, const char *rhost,
                         const char *tty, uint32_t pid, const char *logind_session,
-                        char ret_request_id[static ID_LEN + 1], sd_bus_error *error);
+                        struct lb_request *ret_grant, sd_bus_error *error);
 int daemon_session_close(struct daemon *d, const char *user, const char *service, const char *rhost,
                          const char *tty, uint32_t pid, sd_bus_error *error);
 

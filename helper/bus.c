@@ -77,6 +77,7 @@ struct connection {
         bool unread;                    /* its answer is queued, not all taken by the peer yet */
         bool closed;                    /* disconnected: freed when the pump returns */
         bool dispatching;               /* inside sd_bus_process(): the pump sends what is answered */
+        bool waiting;                   /* a WaitRequest set its own, longer, timer */
         struct deferred *deferred;      /* a call whose answer waits for the shared store */
         struct connection *prev, *next;
 };
@@ -87,6 +88,7 @@ struct deferred {
         struct connection *connection;  /* NULL once the connection is gone */
         sd_bus_message *call;
         bool answer_id_only;            /* CreateRequest answers the id; decisions the request */
+        struct waiter *waiter;          /* WaitRequest: the wait, ended when the connection goes */
 };
 
 /* Who is calling: uid from the kernel (SO_PEERCRED), roles from the group database. */
@@ -273,6 +275,43 @@ static struct deferred *deferred_new(struct connection *c, sd_bus_message *m, bo
         return x;
 }
 
+static void on_wait_done(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata) {
+        struct deferred *x = userdata;
+
+        x->waiter = NULL;
+        on_write_done(r, req, error, x);
+}
+
+static int method_wait_request(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        _cleanup_(caller_done) struct caller who = {};
+        struct deferred *x;
+        struct waiter *waiter = NULL;
+        const char *id;
+        uint64_t timeout;
+        int r;
+
+        r = sd_bus_message_read(m, "st", &id, &timeout);
+        if (r < 0)
+                return r;
+        r = caller_get(c, m, &who, error);
+        if (r < 0)
+                return r;
+        x = deferred_new(c, m, false);
+        if (!x)
+                return -ENOMEM;
+        daemon_wait(c->daemon, &who.who, id, timeout, on_wait_done, x, &waiter);
+        if (waiter) {
+                x->waiter = waiter;
+                /* The connection lives as long as the wait, and a little longer to answer. */
+                c->waiting = true;
+                (void) sd_event_source_set_time_relative(c->timer, (timeout < WAIT_MAX_USEC ? timeout : WAIT_MAX_USEC) +
+                                                                   CONNECTION_TIMEOUT_USEC);
+                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        }
+        return 1;
+}
+
 static int method_create_request(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct connection *c = userdata;
         _cleanup_(caller_done) struct caller who = {};
@@ -352,7 +391,7 @@ static int decide(sd_bus_message *m, struct connection *c, enum lb_action action
         struct deferred *x;
         int r;
 
-        if (action == ACTION_CANCEL)
+        if (action == ACTION_CANCEL || action == ACTION_DONE)
                 r = sd_bus_message_read(m, "s", &id);
         else
                 r = sd_bus_message_read(m, "ss", &id, &comment);
@@ -379,6 +418,9 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 static int method_revoke(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return decide(m, userdata, ACTION_REVOKE, error);
+}
+static int method_done(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return decide(m, userdata, ACTION_DONE, error);
 }
 
 static int reply_access(sd_bus_message *m, struct access_answer *a) {
@@ -427,7 +469,7 @@ static int method_access_check(sd_bus_message *m, void *userdata, sd_bus_error *
 static int method_session_open(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct connection *c = userdata;
         const char *user, *service, *rhost, *tty, *logind_session;
-        char request_id[ID_LEN + 1];
+        struct lb_request grant = {};
         uint32_t pid;
         int r;
 
@@ -437,10 +479,13 @@ static int method_session_open(sd_bus_message *m, void *userdata, sd_bus_error *
         r = sd_bus_message_read(m, "ssssus", &user, &service, &rhost, &tty, &pid, &logind_session);
         if (r < 0)
                 return r;
-        r = daemon_session_open(c->daemon, user, service, rhost, tty, pid, logind_session, request_id, error);
+        r = daemon_session_open(c->daemon, user, service, rhost, tty, pid, logind_session, &grant, error);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "s", request_id);
+        /* What the module shows the operator: the grant, who approved it, when it ends. */
+        r = sd_bus_reply_method_return(m, "ssx", grant.id, strempty(grant.approver), grant.expires_at);
+        request_done(&grant);
+        return r;
 }
 
 static int method_session_close(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -590,10 +635,12 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("Deny", "ss", LB_REQUEST_SIG, method_deny, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Cancel", "s", LB_REQUEST_SIG, method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Revoke", "ss", LB_REQUEST_SIG, method_revoke, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Done", "s", LB_REQUEST_SIG, method_done, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("WaitRequest", "st", LB_REQUEST_SIG, method_wait_request, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("CheckUser", "s", "bssx", method_check_user, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetStatus", "", "bssa(st)(sxxs)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD("SessionOpen", "ssssus", "s", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("SessionOpen", "ssssus", "ssx", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionClose", "ssssu", "", method_session_close, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetAudit", "st", "a" LB_AUDIT_ENTRY_SIG "b", method_get_audit, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
@@ -670,8 +717,15 @@ static void connection_free(struct connection *c) {
         d->n_connections--;
         d->connections_in_pool[c->pool]--;
         uid_count_remove(d, c->uid, c->unread);
-        if (c->deferred)
-                c->deferred->connection = NULL;
+        if (c->deferred) {
+                struct deferred *x = c->deferred;
+
+                c->deferred = NULL;
+                x->connection = NULL;
+                /* A wait has nothing left to do once its caller is gone (its answer frees x). */
+                if (x->waiter)
+                        daemon_wait_cancel(x->waiter);
+        }
         sd_event_source_disable_unref(c->io_source);
         sd_event_source_disable_unref(c->timer);
         sd_bus_close_unref(c->bus);
@@ -901,8 +955,10 @@ static void connection_pump(struct connection *c) {
                         c->frame_pending = true;
                 if (c->dispatched != dispatched) {
                         c->frame_pending = false;
-                        (void) sd_event_source_set_time_relative(c->timer, CONNECTION_TIMEOUT_USEC);
-                        (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                        if (!c->waiting) {
+                                (void) sd_event_source_set_time_relative(c->timer, CONNECTION_TIMEOUT_USEC);
+                                (void) sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+                        }
                 } else if (r == 0) {
                         /* sd-bus has no whole message: the next bytes are checked again. */
                         c->frame_pending = false;

@@ -56,6 +56,7 @@ enum {
         KEY_NOTIFY_FROM,
         KEY_MAX_OPEN_REQUESTS,
         KEY_REQUEST_HINT,
+        KEY_EXPIRY_WARNING,
         KEY_STORE,
         KEY_STORE_BACKEND,
         KEY_STORE_CONNINFO,
@@ -490,6 +491,61 @@ static int parse_conninfo(struct parse_ctx *ctx, const config_setting_t *s, cons
         return replace_string(ctx, field_of(ctx, k), v);
 }
 
+static int compare_desc(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* A list of durations (strings like "5m" or integer seconds), each 1 s to DURATION_MAX_SEC, at
+ * most EXPIRY_WARNINGS_MAX, kept longest first without repeats. */
+static int parse_expiry_warning(struct parse_ctx *ctx, const config_setting_t *s, const struct key_def *k _unused_,
+                                const char *key) {
+        uint64_t list[EXPIRY_WARNINGS_MAX];
+        char buf[SHOWN_BUF];
+        int type = config_setting_type(s), n;
+        size_t kept = 0;
+
+        if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST)
+                return wrong_type(ctx, s, key, "a list of durations");
+        n = config_setting_length(s);
+        if (n < 0)
+                n = 0;
+        if (n > EXPIRY_WARNINGS_MAX)
+                return fail(ctx, -EINVAL, line_of(s), "%s: more than %d warnings", key, EXPIRY_WARNINGS_MAX);
+        for (int i = 0; i < n; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+                unsigned line = e && line_of(e) > 0 ? line_of(e) : line_of(s);
+                uint64_t v = 0;
+
+                if (e && config_setting_type(e) == CONFIG_TYPE_STRING) {
+                        const char *str = config_setting_get_string(e);
+
+                        if (!str)
+                                str = "";
+                        if (duration_parse(str, &v) < 0)
+                                return fail(ctx, -EINVAL, line, "%s[%d]: invalid duration '%s'", key, i, shown(str, buf));
+                } else if (e && (config_setting_type(e) == CONFIG_TYPE_INT || config_setting_type(e) == CONFIG_TYPE_INT64)) {
+                        long long x = config_setting_get_int64(e);
+
+                        if (x < 0)
+                                return fail(ctx, -EINVAL, line, "%s[%d]: duration %lld is negative", key, i, x);
+                        v = (uint64_t) x;
+                } else
+                        return fail(ctx, -EINVAL, line, "%s[%d]: expected a duration", key, i);
+                if (v < 1 || v > DURATION_MAX_SEC)
+                        return fail(ctx, -EINVAL, line, "%s[%d]: out of range (1s..%llus)", key, i,
+                                    (unsigned long long) DURATION_MAX_SEC);
+                list[kept++] = v;
+        }
+        qsort(list, kept, sizeof(list[0]), compare_desc);
+        ctx->config->n_expiry_warning = 0;
+        for (size_t i = 0; i < kept; i++)
+                if (i == 0 || list[i] != list[i - 1])
+                        ctx->config->expiry_warning[ctx->config->n_expiry_warning++] = list[i];
+        return 0;
+}
+
 static void strv_free(char **l, size_t n) {
         if (!l)
                 return;
@@ -601,6 +657,7 @@ static const struct key_def root_keys[] = {
         { "max_open_requests", KEY_MAX_OPEN_REQUESTS, parse_count, offsetof(struct lb_config, max_open_requests), 1,
           OPEN_REQUESTS_MAX, NULL },
         KEY("request_hint", KEY_REQUEST_HINT, parse_hint, request_hint, REQUEST_HINT_MAX),
+        KEY("expiry_warning", KEY_EXPIRY_WARNING, parse_expiry_warning, expiry_warning, 0),
         { "store", KEY_STORE, parse_section, 0, 0, 0, store_keys },
         {},
 };
@@ -1132,6 +1189,8 @@ int config_defaults(struct lb_config **ret) {
                 .max_open_requests = 3,
                 .store_backend = STORE_BACKEND_SQLITE,
                 .store_stale_after = 2,
+                .expiry_warning = { 300, 60 },
+                .n_expiry_warning = 2,
         };
         c->tenant = strdup("");
         c->operator_display_name = strdup("Microsoft Operator");

@@ -21,6 +21,7 @@
 #define REQUEST_HINT_MAX 256
 #define CONNINFO_MAX 1024
 #define STALE_AFTER_MAX 3600
+#define EXPIRY_WARNINGS_MAX 8
 
 enum store_backend {
         STORE_BACKEND_SQLITE,           /* `database`, this host alone */
@@ -50,6 +51,8 @@ struct lb_config {
         char *notify_from;
         unsigned max_open_requests;     /* pending requests per operator */
         char *request_hint;             /* "" = none: where this tenant's operators file requests */
+        uint64_t expiry_warning[EXPIRY_WARNINGS_MAX]; /* seconds before a grant's end, longest first */
+        size_t n_expiry_warning;
         enum store_backend store_backend;
         char *store_conninfo;           /* libpq connection string, postgresql only */
         uint64_t store_stale_after;     /* seconds: a fleet host whose view is older refuses operators */

@@ -20,6 +20,7 @@
 #include "store-postgresql.h"
 #include "trusted-file.h"
 #include "util.h"
+#include "warnings.h"
 
 int64_t daemon_now(void) {
         struct timespec ts;
@@ -311,6 +312,8 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = sd_event_source_set_enabled(d->sweep_timer, SD_EVENT_ON);
         if (r >= 0)
                 r = sessions_new(d, &d->sessions);
+        if (r >= 0)
+                r = warnings_new(d, &d->warnings);
         if (r >= 0 && d->config->store_backend == STORE_BACKEND_POSTGRESQL) {
                 r = store_view_reset(d->store);
                 if (r < 0)
@@ -335,6 +338,7 @@ void daemon_free(struct daemon *d) {
         bus_shutdown(d);
         notify_shutdown(d);
         sessions_free(d->sessions);
+        warnings_free(d->warnings);
         pgstore_free(d->shared);
         sd_event_source_unref(d->deadline_timer);
         sd_event_source_unref(d->sweep_timer);

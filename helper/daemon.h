@@ -21,6 +21,8 @@ struct daemon {
         struct store *store;            /* the store, or in fleet mode this host's view of the shared one */
         struct pgstore *shared;         /* fleet mode: the shared store (store-postgresql.c); NULL on one host */
         unsigned settles_in_flight;     /* fleet mode: requests.c's settle round waiting for the shared store */
+        struct waiter *waiters;         /* requests.c's callers waiting for a decision */
+        unsigned n_waiters;
         char *socket_path;
         int listen_fd;
         bool socket_bound_here;         /* we created the socket file, so we remove it */
@@ -36,6 +38,7 @@ struct daemon {
         uint64_t connections_refused_logged_at;
         struct child *children;         /* notify.c's running notifiers */
         struct sessions *sessions;      /* sessions.c's holder of live operator sessions */
+        struct warnings *warnings;      /* warnings.c's expiry warnings on operators' terminals */
         unsigned n_children;
         struct queued *notify_queue, *notify_queue_tail; /* notify.c's notifiers waiting for a slot */
         unsigned n_notify_queued;

@@ -50,8 +50,8 @@ static void help_main(void) {
                "Customer Lockbox: operators ask for time-limited access to this host; the\n"
                "customer's approvers decide.\n\n"
                "Commands:\n"
-               "  request --ticket SR --reason TEXT [--duration D] [--tenant T]\n"
-               "                           file an access request (prints its id)\n"
+               "  request --ticket SR --reason TEXT [--duration D] [--tenant T] [--wait]\n"
+               "                           file an access request (prints its id; --wait: its decision)\n"
                "  list [--all | --state STATE] [--json]\n"
                "                           pending and active requests you may see\n"
                "  show ID [--json]         one request\n"
@@ -61,6 +61,7 @@ static void help_main(void) {
                "  cancel ID                cancel your own pending request\n"
                "  revoke ID [--comment TEXT]\n"
                "                           end an approved grant now\n"
+               "  done [ID]                end your own grant now (operators)\n"
                "  check USER [--json]      would USER be admitted now, and why (admins)\n"
                "  status [--json]          whether the lockbox is on, counts by state\n"
                "  audit [ID] [--since TIME] [--json]\n"
@@ -280,16 +281,72 @@ static int build_request(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "ssst", p->tenant, p->ticket, p->reason, p->duration);
 }
 
+/* --wait: the decision on request id, each change of state on stderr as it happens. The
+ * helper answers when the request moves on (no polling); each call waits at most WAIT_STEP,
+ * below CALL_TIMEOUT_USEC. Exit 0 approved, 1 denied, cancelled or expired. */
+#define WAIT_STEP_USEC (25u * 1000000u)
+
+struct wait_params {
+        const char *id;
+        uint64_t timeout_usec;
+};
+
+static int build_wait(sd_bus_message *m, void *userdata) {
+        struct wait_params *p = userdata;
+
+        return sd_bus_message_append(m, "st", p->id, p->timeout_usec);
+}
+
+static int wait_for_decision(const char *id) {
+        /* The first call answers at once: the caller sees where the request stands. */
+        struct wait_params p = { .id = id, .timeout_usec = 0 };
+        _cleanup_(freep) char *last = NULL;
+
+        for (;; p.timeout_usec = WAIT_STEP_USEC) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                struct wire_request w;
+                char tbuf[TIMESTAMP_BUF];
+                int r;
+
+                r = call("WaitRequest", build_wait, &p, &reply);
+                if (r != 0)
+                        return r;
+                if (read_request(reply, &w) <= 0 || state_from_string(w.state) < 0)
+                        return die(EXIT_HELPER, "malformed reply from the helper");
+                if (!last || !streq(last, w.state)) {
+                        if (streq(w.state, "pending-manager"))
+                                fprintf(stderr, "Request %s awaits a support manager's pre-approval\n", w.id);
+                        else if (streq(w.state, "pending"))
+                                fprintf(stderr, "Request %s awaits the customer's approver\n", w.id);
+                        else if (streq(w.state, "approved"))
+                                fprintf(stderr, "Request %s approved by %s: access until %s\n", w.id,
+                                        strempty(w.approver), timestamp_format(w.expires_at, tbuf));
+                        else
+                                fprintf(stderr, "Request %s is %s\n", w.id, w.state);
+                        free(last);
+                        last = strdup(w.state);
+                        if (!last)
+                                return die(EXIT_HELPER, "out of memory");
+                }
+                if (streq(w.state, "approved"))
+                        return EXIT_DONE;
+                if (!streq(w.state, "pending-manager") && !streq(w.state, "pending"))
+                        return EXIT_REFUSED;
+        }
+}
+
 static int verb_request(struct verb_args *a) {
         static const struct option options[] = {
                 { "ticket",   required_argument, NULL, 't' },
                 { "reason",   required_argument, NULL, 'r' },
                 { "duration", required_argument, NULL, 'd' },
                 { "tenant",   required_argument, NULL, 'T' },
+                { "wait",     no_argument,       NULL, 'w' },
                 {}
         };
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         struct request_params p = { .tenant = "", .ticket = NULL, .reason = NULL };
+        bool wait = false;
         const char *id;
         int c, r;
 
@@ -312,6 +369,9 @@ static int verb_request(struct verb_args *a) {
                 case 'T':
                         p.tenant = optarg;
                         break;
+                case 'w':
+                        wait = true;
+                        break;
                 default:
                         return bad_option(a);
                 }
@@ -333,6 +393,10 @@ static int verb_request(struct verb_args *a) {
         if (sd_bus_message_read(reply, "s", &id) < 0 || !id_valid(id))
                 return die(EXIT_HELPER, "malformed reply from the helper");
         printf("%s\n", id);
+        if (wait) {
+                (void) fflush(stdout);
+                return wait_for_decision(id);
+        }
         return EXIT_DONE;
 }
 
@@ -526,6 +590,33 @@ static int verb_cancel(struct verb_args *a) {
 }
 static int verb_revoke(struct verb_args *a) {
         return decision(a, "revoke", "Revoke", true);
+}
+
+/* done [ID]: without ID, the caller's own active grant on this host. */
+static int verb_done(struct verb_args *a) {
+        static const struct option options[] = { {} };
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct decision_params p = { .id = "" };
+        struct wire_request w;
+        int c, r;
+
+        if ((c = getopt_long(a->argc, a->argv, "", options, NULL)) >= 0)
+                return bad_option(a);
+        if (optind + 1 < a->argc)
+                return die(EXIT_USAGE, "done takes at most one request ID");
+        if (optind < a->argc) {
+                p.id = a->argv[optind];
+                r = check_id_arg(p.id);
+                if (r != 0)
+                        return r;
+        }
+        r = call("Done", build_decision, &p, &reply);
+        if (r != 0)
+                return r;
+        if (read_request(reply, &w) <= 0)
+                return die(EXIT_HELPER, "malformed reply from the helper");
+        printf("Request %s ended: your access under it has ended\n", w.id);
+        return EXIT_DONE;
 }
 
 static int verb_check(struct verb_args *a) {
@@ -857,9 +948,10 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-        { "request", verb_request, "request --ticket SR --reason TEXT [--duration D] [--tenant T]\n"
+        { "request", verb_request, "request --ticket SR --reason TEXT [--duration D] [--tenant T] [--wait]\n"
                                    "File an access request for this host's tenant; prints its id.\n"
-                                   "D defaults to the configured default_duration (e.g. 1h)." },
+                                   "D defaults to the configured default_duration (e.g. 1h).\n"
+                                   "--wait: then wait for the decision (exit 0 approved, 1 otherwise)." },
         { "list",    verb_list,    "list [--all | --state STATE] [--json]\n"
                                    "Pending and active requests you may see (operators: their own)." },
         { "show",    verb_show,    "show ID [--json]\nOne request in full." },
@@ -868,6 +960,7 @@ static const struct verb verbs[] = {
         { "deny",    verb_deny,    "deny ID [--comment TEXT]\nDeny a pending request." },
         { "cancel",  verb_cancel,  "cancel ID\nCancel your own pending request (admins: any)." },
         { "revoke",  verb_revoke,  "revoke ID [--comment TEXT]\nEnd an approved grant now." },
+        { "done",    verb_done,    "done [ID]\nEnd your own approved grant now (without ID: your active one)." },
         { "check",   verb_check,   "check USER [--json]\nWould USER be admitted now, and why (admins)." },
         { "status",  verb_status,  "status [--json]\nWhether the lockbox is enabled, its tenant, counts by state." },
         { "audit",   verb_audit,   "audit [ID] [--since TIME] [--json]\n"

@@ -10,6 +10,7 @@ static const char *const action_names[] = {
         [ACTION_DENY] = "deny",
         [ACTION_CANCEL] = "cancel",
         [ACTION_REVOKE] = "revoke",
+        [ACTION_DONE] = "end",
 };
 
 const char *action_to_string(enum lb_action a) {
@@ -126,6 +127,17 @@ int policy_decide(const struct lb_config *c, const struct lb_caller *who, enum l
                 r->decided_at = now;
                 *out = (struct policy_outcome) { "revoked", "Revoke" };
                 return set_comment(r, comment);
+
+        case ACTION_DONE:
+                /* Ending access early never extends it: only the operator who holds it. */
+                if (who->uid != r->requester_uid || !streq_ptr(who->name, r->requester))
+                        return refuse(-EPERM, why, "only the operator who holds a grant may end it early");
+                if (r->state != LB_STATE_APPROVED)
+                        return refuse(-ESTALE, why, "only an approved request can be ended");
+                r->state = LB_STATE_ENDED;
+                r->expires_at = now;
+                *out = (struct policy_outcome) { "ended", NULL };
+                return 0;
         }
         return refuse(-EINVAL, why, "unknown action");
 }

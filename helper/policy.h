@@ -13,6 +13,7 @@ enum lb_action {
         ACTION_DENY,
         ACTION_CANCEL,
         ACTION_REVOKE,
+        ACTION_DONE,            /* the operator ends their own grant early */
 };
 
 struct lb_caller {

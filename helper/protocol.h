@@ -7,13 +7,16 @@
  *   GetRequest(s id_or_prefix) -> (REQUEST)
  *   Approve(s id, s comment) / Deny(s id, s comment) / Revoke(s id, s comment)
  *   Cancel(s id) -> (REQUEST)                                 each returns the request after
+ *   Done(s id) -> (REQUEST)        the operator ends their own grant ("": their active grant)
+ *   WaitRequest(s id, t timeout_usec) -> (REQUEST)     once a pending request moves on, or at
+ *       the timeout (at most 300 s) as it is then; at once when it is not pending
  *   CheckUser(s user) -> (b admitted, s reason, s request_id, x expires_at)      admin
  *   GetStatus() -> (b enabled, s tenant, s version, a(st) counts,
  *                   (s backend, x view_age_usec, x clock_offset_msec, s last_error) store)
  *   AccessCheck(s user, s service, s rhost, s tty)
  *       -> (b admitted, s reason, s request_id, x expires_at)      uid 0 only, audited
  *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)
- *       -> (s request_id)                                           uid 0 only, audited
+ *       -> (s request_id, s approver, x expires_at)                 uid 0 only, audited
  *   SessionClose(s user, s service, s rhost, s tty, u pid)          uid 0 only, audited
  *   GetAudit(s id_or_prefix, t since_usec) -> (a AUDIT_ENTRY, b truncated)
  *       the trusted audit story: of one request ("" for every one the caller may see),

@@ -18,6 +18,7 @@
 #include "sessions.h"
 #include "store-postgresql.h"
 #include "text.h"
+#include "warnings.h"
 
 #define SETTLE_BATCH 256
 
@@ -129,6 +130,8 @@ static struct write *write_new(struct daemon *d, const char *who_name, const cha
         return w;
 }
 
+static void waiters_check(struct daemon *d);
+
 /* ---- the deadline timer ------------------------------------------------------------ */
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -154,6 +157,10 @@ int daemon_deadline_timer_add(struct daemon *d) {
 int daemon_arm_deadline(struct daemon *d) {
         int64_t next;
         int r;
+
+        /* Whatever moved a deadline may move a warning before it, or answer a waiter. */
+        warnings_arm(d);
+        waiters_check(d);
 
         r = store_next_deadline(d->store, d->config->request_timeout, &next);
         if (r == -ENOENT)
@@ -327,6 +334,8 @@ int daemon_settle(struct daemon *d) {
 void daemon_view_changed(struct daemon *d) {
         if (d->settles_in_flight == 0)
                 (void) daemon_arm_deadline(d);
+        else
+                waiters_check(d);
         (void) sessions_enforce(d);
 }
 
@@ -553,22 +562,36 @@ static void decided(struct write *w, int r) {
                 return;
         }
 
-        if (asprintf(&message, "Request %s: %s by %s%s%s", req->id, w->outcome.event, w->who_name,
-                     req->state == LB_STATE_APPROVED ? ", access until " : "",
-                     req->state == LB_STATE_APPROVED ? timestamp_format(req->expires_at, until) : "") < 0)
+        if (w->action == ACTION_DONE) {
+                _cleanup_(freep) char *requester = text_escape(req->requester);
+
+                /* The operator's own act, not a decision: like a grant that ran out, with who did it. */
+                if (asprintf(&message, "Access granted by request %s to %s ended by the operator", req->id,
+                             strempty(requester)) < 0)
+                        message = NULL;
+        } else if (asprintf(&message, "Request %s: %s by %s%s%s", req->id, w->outcome.event, w->who_name,
+                            req->state == LB_STATE_APPROVED ? ", access until " : "",
+                            req->state == LB_STATE_APPROVED ? timestamp_format(req->expires_at, until) : "") < 0)
                 message = NULL;
         r = audit_write(&(struct audit_entry) {
                 .event = w->outcome.event,
                 .priority = LOG_NOTICE,
                 .request = req,
-                .activity = ACTIVITY_DECISION,
+                .activity = w->action == ACTION_DONE ? NULL : ACTIVITY_DECISION,
                 .user = w->by_requester ? d->config->operator_display_name : w->who_name,
                 .operator_account = req->requester,
                 .decision = w->outcome.decision,
-                .item = true,
+                .item = w->action != ACTION_DONE,
                 .ip = w->ip,
                 .message = message,
         });
+        if (r < 0 && w->action == ACTION_DONE) {
+                /* Access ending is not taken back for want of an entry (as at a grant's end by
+                 * time): it stays ended, and that it is unaudited is logged. */
+                fprintf(stderr, "lockboxd: cannot audit the end of request %s by its operator: %s\n", req->id,
+                        strerror(-r));
+                r = 0;
+        }
         if (r < 0) {
                 if (d->shared) {
                         char *id = strdup(req->id);
@@ -586,7 +609,7 @@ static void decided(struct write *w, int r) {
                 return;
         }
         (void) daemon_arm_deadline(d);
-        if (req->state == LB_STATE_REVOKED)
+        if (req->state == LB_STATE_REVOKED || req->state == LB_STATE_ENDED)
                 (void) sessions_enforce(d);
         notify_event(d, w->outcome.event, req, w->who_name);
         write_end(w, 0, NULL);
@@ -629,7 +652,18 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
                 return;
         }
         w->action = action;
-        r = daemon_lookup(d, who, id_or_prefix, &w->req, &error);
+        if (action == ACTION_DONE && isempty(id_or_prefix)) {
+                /* `lockbox done` without an id: the caller's own active grant. */
+                r = op_require_role(who, &error);
+                if (r >= 0) {
+                        r = store_active_grant(d->store, who->name, d->config->tenant, daemon_now(), &w->req);
+                        if (r == -ENOENT)
+                                r = op_fail(&error, r, LB_ERROR_NO_SUCH_REQUEST, "you have no active grant on this host");
+                        else if (r < 0)
+                                r = op_fail_store(&error, r, "looking up your grant");
+                }
+        } else
+                r = daemon_lookup(d, who, id_or_prefix, &w->req, &error);
         if (r < 0) {
                 write_end(w, r, &error);
                 return;
@@ -658,10 +692,13 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
                 write_end(w, r, &error);
                 return;
         }
-        w->by_requester = action == ACTION_CANCEL && who->uid == w->req.requester_uid;
+        w->by_requester = (action == ACTION_CANCEL && who->uid == w->req.requester_uid) || action == ACTION_DONE;
 
         if (d->shared) {
-                pgstore_decide(d->shared, &w->req, w->before.state, on_decided_shared, w);
+                if (action == ACTION_DONE)
+                        pgstore_finish(d->shared, &w->req, on_decided_shared, w);
+                else
+                        pgstore_decide(d->shared, &w->req, w->before.state, on_decided_shared, w);
                 return;
         }
         r = store_begin(d->store);
@@ -672,6 +709,136 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
         if (r < 0)
                 (void) store_rollback(d->store);
         decided(w, r);
+}
+
+/* ---- waiting for a decision (lockbox request --wait) --------------------------------------- */
+
+struct waiter {
+        struct daemon *d;
+        char id[ID_LEN + 1];
+        enum lb_state seen;             /* the state the caller saw: answered when it changes */
+        sd_event_source *timer;
+        op_done_t done;
+        void *userdata;
+        struct waiter *prev, *next;
+};
+
+static void waiter_end(struct waiter *w, int r, const struct lb_request *req, const sd_bus_error *error) {
+        struct daemon *d = w->d;
+
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                d->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        d->n_waiters--;
+        sd_event_source_disable_unref(w->timer);
+        w->done(r, req, error, w->userdata);
+        free(w);
+}
+
+/* The request of w as it is now, its state as of now (a due transition counted), or -errno. */
+static int waiter_read(struct waiter *w, struct lb_request *ret) {
+        int r = store_get(w->d->store, w->id, ret);
+
+        if (r >= 0)
+                ret->state = policy_state_at(w->d->config, ret, daemon_now());
+        return r;
+}
+
+static void waiter_answer(struct waiter *w) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct lb_request req = {};
+        int r = waiter_read(w, &req);
+
+        if (r < 0) {
+                r = op_fail(&error, r, LB_ERROR_NO_SUCH_REQUEST, "the request is gone");
+                waiter_end(w, r, NULL, &error);
+                return;
+        }
+        waiter_end(w, 0, &req, NULL);
+        request_done(&req);
+}
+
+static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) s;
+        (void) usec;
+        waiter_answer(userdata);
+        return 0;
+}
+
+/* After any change of the requests: answers the waiters whose request moved on. */
+static void waiters_check(struct daemon *d) {
+        struct waiter *w = d->waiters, *next;
+
+        for (; w; w = next) {
+                struct lb_request req = {};
+                bool moved;
+
+                next = w->next;
+                moved = waiter_read(w, &req) < 0 || req.state != w->seen;
+                request_done(&req);
+                if (moved)
+                        waiter_answer(w);
+        }
+}
+
+void daemon_wait(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t timeout_usec,
+                 op_done_t done, void *userdata, struct waiter **ret_waiter) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        struct lb_request req = {};
+        struct waiter *w;
+        int r;
+
+        *ret_waiter = NULL;
+        if (timeout_usec > WAIT_MAX_USEC)
+                timeout_usec = WAIT_MAX_USEC;
+        r = daemon_lookup(d, who, id_or_prefix, &req, &error);
+        if (r < 0) {
+                done(r, NULL, &error, userdata);
+                return;
+        }
+        req.state = policy_state_at(d->config, &req, daemon_now());
+        /* Decided (or run out) already, or nothing to wait for: the answer is now. */
+        if (!(STATE_BIT(req.state) & STATE_MASK_PENDING) || timeout_usec == 0) {
+                done(0, &req, NULL, userdata);
+                request_done(&req);
+                return;
+        }
+        if (d->n_waiters >= WAITERS_MAX) {
+                request_done(&req);
+                r = op_fail(&error, -EBUSY, LB_ERROR_FAILED, "too many callers are waiting; try again later");
+                done(r, NULL, &error, userdata);
+                return;
+        }
+        w = calloc(1, sizeof(*w));
+        if (!w || sd_event_add_time_relative(d->event, &w->timer, CLOCK_MONOTONIC, timeout_usec, 0, on_wait_timeout, w) < 0) {
+                free(w);
+                request_done(&req);
+                r = op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
+                done(r, NULL, &error, userdata);
+                return;
+        }
+        w->d = d;
+        memcpy(w->id, req.id, sizeof(w->id));
+        w->seen = req.state;
+        w->done = done;
+        w->userdata = userdata;
+        w->next = d->waiters;
+        if (w->next)
+                w->next->prev = w;
+        d->waiters = w;
+        d->n_waiters++;
+        request_done(&req);
+        *ret_waiter = w;
+}
+
+void daemon_wait_cancel(struct waiter *w) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = op_fail(&error, -ECANCELED, LB_ERROR_FAILED, "the caller is gone");
+
+        waiter_end(w, r, NULL, &error);
 }
 
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,

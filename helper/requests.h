@@ -39,6 +39,19 @@ void daemon_create_request(struct daemon *d, const struct lb_caller *who, const 
 void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
                    const char *id_or_prefix, const char *comment, op_done_t done, void *userdata);
 
+/* `lockbox request --wait`: answers with request id_or_prefix (seen by the same rule as
+ * daemon_lookup) once it leaves the state it is in now, when that is pending, or after
+ * timeout_usec (at most WAIT_MAX_USEC) as it then is; at once when it is not pending.
+ * done as for op_done_t. *ret_waiter is the wait while it lasts (NULL when answered at
+ * once), for daemon_wait_cancel() when the caller goes away. At most WAITERS_MAX at once. */
+#define WAIT_MAX_USEC (300ULL * 1000000ULL)
+#define WAITERS_MAX 256
+struct waiter;
+void daemon_wait(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t timeout_usec,
+                 op_done_t done, void *userdata, struct waiter **ret_waiter);
+/* Ends the wait without an answer (its done gets -ECANCELED). */
+void daemon_wait_cancel(struct waiter *w);
+
 /* Operations that only read: each returns 0, or a negative errno with error set to a
  * LB_ERROR_* name and a one-line message for the caller. */
 int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix,

@@ -203,6 +203,55 @@ static unsigned cgroup_count(const struct sessions *m, const char *cg) {
         return n;
 }
 
+/* The controlling terminal of pid (tty_nr of /proc/PID/stat), 0 if none. */
+static dev_t pid_terminal(pid_t pid) {
+        char path[64], buf[1024];
+        const char *p;
+        int tty = 0;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        if (read_small_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+                return 0;
+        /* "PID (COMM) STATE PPID PGRP SESSION TTY_NR ...": COMM may hold anything but ends at the last ')'. */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %d", &tty) != 1 || tty <= 0)
+                return 0;
+        return (dev_t) tty;
+}
+
+int session_terminals(struct daemon *d, const struct lb_session *s, dev_t ret[], size_t max, size_t *ret_n) {
+        const struct sessions *m = d->sessions;
+        char path[CGROUP_PATH_MAX + 32], buf[16384];
+        size_t n = 0;
+        char *line, *end;
+
+        *ret_n = 0;
+        if (isempty(s->cgroup) || m->root_fd < 0)
+                return -ENODEV;
+        if (cgroup_file(s->cgroup, "cgroup.procs", path) < 0 || read_small_file_at(m->root_fd, path, buf, sizeof(buf)) < 0)
+                return -ESRCH;
+        for (line = buf; line && *line && n < max; line = end ? end + 1 : NULL) {
+                long pid;
+                dev_t tty;
+                bool seen = false;
+
+                end = strchr(line, '\n');
+                if (end)
+                        *end = '\0';
+                errno = 0;
+                pid = strtol(line, NULL, 10);
+                if (errno != 0 || pid <= 1 || pid > INT32_MAX)
+                        continue;
+                tty = pid_terminal((pid_t) pid);
+                for (size_t i = 0; i < n && !seen; i++)
+                        seen = ret[i] == tty;
+                if (tty != 0 && !seen)
+                        ret[n++] = tty;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 static int cgroup_move(const struct sessions *m, const char *cg, pid_t pid) {
         char path[CGROUP_PATH_MAX + 32], text[32];
         int r = cgroup_file(cg, "cgroup.procs", path);

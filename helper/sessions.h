@@ -48,3 +48,7 @@ int sessions_enforce(struct daemon *d);
  * audited as session-terminated ("lockboxd stopped"), and waits up to 1 s for the
  * cgroups to empty. After the event loop only. */
 void sessions_stop(struct daemon *d);
+
+/* The controlling terminals of the processes in session s's cgroup (at most max, each once):
+ * an interactive login's pty, which PAM_TTY may not name yet at session open. */
+int session_terminals(struct daemon *d, const struct lb_session *s, dev_t ret[], size_t max, size_t *ret_n);

@@ -1201,6 +1201,15 @@ void pgstore_undecide(struct pgstore *p, const struct lb_request *before, enum l
         write_submit(p, q, k, done, userdata);
 }
 
+void pgstore_finish(struct pgstore *p, const struct lb_request *r, pgstore_done_t done, void *userdata) {
+        struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.finish($1, $2, $3)");
+        int k = q ? 0 : -ENOMEM;
+
+        if (k >= 0 && (k = query_param(q, r->id)) >= 0)
+                k = query_param(q, r->requester);
+        write_submit(p, q, k, done, userdata);
+}
+
 void pgstore_settle(struct pgstore *p, const struct lb_request *r, uint64_t request_timeout,
                     pgstore_done_t done, void *userdata) {
         struct query *q = query_new(QUERY_WRITE, "SELECT * FROM lockbox.settle($1, $2, $3, $4)");

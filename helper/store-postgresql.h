@@ -45,6 +45,8 @@ void pgstore_decide(struct pgstore *p, const struct lb_request *r, enum lb_state
                     pgstore_done_t done, void *userdata);
 void pgstore_undecide(struct pgstore *p, const struct lb_request *before, enum lb_state decided,
                       pgstore_done_t done, void *userdata);
+/* The operator ends their own approved grant r now (any host may: it never extends access). */
+void pgstore_finish(struct pgstore *p, const struct lb_request *r, pgstore_done_t done, void *userdata);
 void pgstore_settle(struct pgstore *p, const struct lb_request *r, uint64_t request_timeout,
                     pgstore_done_t done, void *userdata);
 

@@ -12,6 +12,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "request.h"
 #include "roles.h"
 #include "text.h"
 #include "util.h"
@@ -243,7 +244,22 @@ static int build_session(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "ssssu", p->a.user, p->a.service, p->a.rhost, p->a.tty, p->pid);
 }
 
-static int session_hook(pam_handle_t *handle, int argc, const char **argv, bool open) {
+/* The one line an operator sees at session open (SPEC §5): the grant, its approver, its end. */
+static void show_grant(pam_handle_t *handle, sd_bus_message *reply) {
+        const char *request_id = NULL, *approver = NULL;
+        _cleanup_(freep) char *shown_id = NULL, *shown_approver = NULL;
+        int64_t expires_at = 0;
+        char until[TIMESTAMP_BUF];
+
+        if (sd_bus_message_read(reply, "ssx", &request_id, &approver, &expires_at) < 0 || isempty(request_id))
+                return;
+        shown_id = text_escape(request_id);
+        shown_approver = text_escape(approver);
+        (void) pam_info(handle, "lockbox: access under request %s, approved by %s, until %s", strempty(shown_id),
+                        isempty(shown_approver) ? "(unknown)" : shown_approver, timestamp_format(expires_at, until));
+}
+
+static int session_hook(pam_handle_t *handle, int flags, int argc, const char **argv, bool open) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(freep) char *logind_session = NULL, *shown = NULL;
@@ -268,15 +284,15 @@ static int session_hook(pam_handle_t *handle, int argc, const char **argv, bool 
                         (void) pam_error(handle, "lockbox: session refused: no active grant could be confirmed");
                 return PAM_SESSION_ERR;
         }
+        if (open && !(flags & PAM_SILENT))
+                show_grant(handle, reply);
         return PAM_SUCCESS;
 }
 
 _public_ int pam_sm_open_session(pam_handle_t *handle, int flags, int argc, const char **argv) {
-        (void) flags;
-        return session_hook(handle, argc, argv, true);
+        return session_hook(handle, flags, argc, argv, true);
 }
 
 _public_ int pam_sm_close_session(pam_handle_t *handle, int flags, int argc, const char **argv) {
-        (void) flags;
-        return session_hook(handle, argc, argv, false);
+        return session_hook(handle, flags, argc, argv, false);
 }

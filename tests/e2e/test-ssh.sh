@@ -22,7 +22,8 @@ PAM_TIMEOUT_S=1
 HUNG_LIMIT_MS=3000      # pam_timeout (1 s) + key exchange and a margin
 
 lb_setup
-lb_write_config "pam_timeout = \"${PAM_TIMEOUT_S}s\";"
+lb_write_config "pam_timeout = \"${PAM_TIMEOUT_S}s\";" 'expiry_warning = [ "3s", "1s" ];'
+LB_SSHD_CONFIG_EXTRA="PermitTTY yes"    # one interactive login below shows the session banner
 lb_start_daemon || bail "lockboxd did not start"
 lb_sshd_start || bail "sshd did not start"
 diag "sshd on 127.0.0.1:$LB_SSHD_PORT, log $LB_SSHD_LOG"
@@ -172,6 +173,12 @@ live_session_ends() {
         return 0
 }
 
+# An interactive login (a shell on a pty): sshd shows what the session stage told the operator.
+lb_ssh_command lbt-op1
+banner=$(printf 'exit\n' | "${LB_SSH_CMD[@]:0:${#LB_SSH_CMD[@]}-1}" -tt "${LB_SSH_CMD[-1]}" 2>&1 | tr -d '\r')
+like "$banner" "lockbox: access under request $ID, approved by lbt-appr, until [0-9T:-]+Z" \
+        "an interactive ssh login shows one line: the request, its approver, the end of access"
+
 live_session lbt-op1
 is "$(cat "$LB_TMP/live.out")" started "a live operator session runs"
 since=$(lb_journal_mark)
@@ -215,6 +222,36 @@ ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$
 ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ID2"; echo $?)" \
         "journal: session-terminated for the grant that ran out"
 refused lbt-op1 "operator after the grant ran out"
+
+# ---- warnings on the operator's terminal before access ends (expiry_warning 3s, 1s) --------------------
+
+run lbt-op1 request --ticket SR-4714 --reason "e2e: warnings" --duration 5s
+ID4=$OUT
+run lbt-mgr approve "$ID4"
+run lbt-appr approve "$ID4"
+lb_ssh_command lbt-op1
+warned=$(printf 'sleep 9\n' | timeout 20 "${LB_SSH_CMD[@]:0:${#LB_SSH_CMD[@]}-1}" -tt "${LB_SSH_CMD[-1]}" 2>&1 | tr -d '\r')
+until4=$(as root lockbox show "$ID4" --json | jq -r .expires_at)
+is "$(grep -c -x "lockbox: access ends at $until4 (request $ID4)" <<<"$warned")" 2 \
+        "an interactive session gets a warning on its terminal at 3 s and at 1 s before the end"
+ok "$( ! grep -q 'lockbox: access ends at' <<<"$(lb_ssh lbt-none 'true'; echo "$SSH_OUT$SSH_ERR")"; echo $?)" \
+        "a user in no role gets none"
+
+# ---- lockbox done: the operator ends their own grant from inside the session -------------------------
+
+run lbt-op1 request --ticket SR-4713 --reason "e2e: done early" --duration 1h
+ID3=$OUT
+run lbt-mgr approve "$ID3"
+run lbt-appr approve "$ID3"
+since=$(lb_journal_mark)
+lb_ssh lbt-op1 "'$LOCKBOX' -c '$LB_CONF' done; sleep 5; echo survived"
+# The session, the lockbox process in it included, is cut at once: its answer may not get out.
+is "$(lb_state "$ID3")" ended "the operator ran lockbox done in their ssh session: the grant is ended"
+ok "$( ! grep -q survived <<<"$SSH_OUT"; echo $?)" "… and the session it ran in is cut (ssh exit $SSH_RC)"
+ok "$(lb_wait_journal_since 3 "$since" LOCKBOX_EVENT=session-terminated LOCKBOX_REQUEST_ID="$ID3"; echo $?)" \
+        "journal: session-terminated for the grant the operator ended"
+is "$(field ended LOCKBOX_USER LOCKBOX_REQUEST_ID="$ID3")" "$OP" "journal: ended by the operator (LOCKBOX_USER=$OP)"
+refused lbt-op1 "operator after lockbox done"
 
 # ---- helper down: operators refused, everyone else admitted ---------------------------------------
 

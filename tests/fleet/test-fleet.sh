@@ -434,6 +434,35 @@ ok "$(lb_wait_for 10 admitted_on h2 lbt-op1; echo $?)" "h2's lockboxd started ag
 hssh h2 lbt-op1 'echo in'
 is "$SSH_RC/$SSH_OUT" "0/in" "… over ssh"
 
+# ---- lockbox done on a gated host ends the operator's grant on every host -----------------------------
+
+grant lbt-op1 1h >/dev/null
+for h in $GATED; do lb_wait_for 3 admitted_on "$h" lbt-op1; done
+live h1 lbt-op1 || diag "no live session on h1"
+hrun h3 lbt-op1 done
+is "$RC:$OUT" "0:Request $ID ended: your access under it has ended" "h3 (lockbox_host): the operator ends their own grant"
+for i in $(seq 300); do kill -0 "${LIVE[h1]}" 2>/dev/null || break; sleep 0.01; done
+ok "$(! kill -0 "${LIVE[h1]}" 2>/dev/null; echo $?)" "… and their live session on h1 ends"
+kill "${LIVE[h1]}" 2>/dev/null; wait "${LIVE[h1]}" 2>/dev/null
+is "$(count_everywhere LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$ID")" 1 "… audited once, on h3"
+
+# ---- an operator on a gated host files and waits; the desk's approval reaches the waiting command ----
+
+on_host h1 setpriv --reuid=lbt-op2 --regid=lbt-op2 --init-groups --reset-env -- "$LOCKBOX" -c "$LB_CONF" \
+        request --ticket SR-WAIT --reason "waits on h1" --duration 1h --wait >"$LB_TMP/wait.out" 2>"$LB_TMP/wait.err" &
+waiter=$!
+lb_wait_for 5 grep -q "awaits a support manager" "$LB_TMP/wait.err"
+WAITED=$(head -1 "$LB_TMP/wait.out")
+hrun desk lbt-mgr approve "$WAITED"
+hrun desk lbt-appr approve "$WAITED"
+t0=$(now_ms)
+wait "$waiter"
+rc=$?
+diag "desk approval -> the lockbox request --wait on h1 returned in $(($(now_ms) - t0)) ms"
+is "$rc" 0 "h1: lockbox request --wait filed on a gated host returns 0 once the desk approves"
+like "$(cat "$LB_TMP/wait.err")" "awaits the customer's approver"$'\n'"Request $WAITED approved by lbt-appr" \
+        "… having shown each state as the desk moved it"
+
 # ---- the lockboxds ran clean ---------------------------------------------------------------------------
 
 for h in $HOSTS; do

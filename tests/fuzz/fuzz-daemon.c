@@ -269,7 +269,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 struct lb_request req = {};
                 struct lb_request *list = NULL;
                 struct access_answer answer = {};
-                char id[ID_LEN + 1];
                 uint64_t duration = 0;
                 size_t n = 0;
 
@@ -316,10 +315,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 request_done(&answer.grant);
                         break;
                 case 8:
-                        if (op & 0x80)
-                                (void) daemon_session_open(fuzzed_daemon, a, b, c, e, session_pid((uint32_t) duration), "",
-                                                           id, &error);
-                        else
+                        if (op & 0x80) {
+                                struct lb_request grant = {};
+
+                                if (daemon_session_open(fuzzed_daemon, a, b, c, e, session_pid((uint32_t) duration), "",
+                                                        &grant, &error) >= 0)
+                                        request_done(&grant);
+                        } else
                                 (void) daemon_session_close(fuzzed_daemon, a, b, c, e, session_pid((uint32_t) duration),
                                                             &error);
                         break;

@@ -302,6 +302,65 @@ new lbt-op1; S5=$ID
 step lbt-admin approve "$S5" approved
 lb_refused 1 lbt-appr approve "$S5"
 
+# ---- done: an operator ends their own grant early (approved -> ended) ----
+new lbt-op1; D1=$ID
+step lbt-appr approve "$D1" approved
+lb_refused 3 lbt-op2 done "$D1"
+lb_refused 1 lbt-appr done "$D1"
+lb_refused 1 lbt-admin done "$D1"
+since=$(lb_journal_mark)
+step lbt-op1 done "$D1" ended
+is "$(show "$D1" | jq -r '(.expires_at | fromdateiso8601) <= now')" true "done: the grant's end is now"
+is "$(journal_since "$since" LOCKBOX_EVENT=ended LOCKBOX_REQUEST_ID="$D1" | jq -r '"\(.LOCKBOX_USER)|\(.LOCKBOX_OPERATOR)|\(.LOCKBOX_APPROVAL_DECISION)|\(.MESSAGE)"')" \
+   "Microsoft Operator|lbt-op1||Access granted by request $D1 to lbt-op1 ended by the operator" \
+   "done: audited once as ended, by the operator"
+lb_refused 1 lbt-op1 done "$D1"
+for id in $(as root lockbox list --state approved --json | jq -r '.[] | select(.requester == "lbt-op1") | .id'); do
+        step lbt-admin revoke "$id" revoked
+done
+new lbt-op1; D2=$ID
+step lbt-appr approve "$D2" approved
+run lbt-op1 done
+is "$RC:$OUT" "0:Request $D2 ended: your access under it has ended" "done without an id ends the operator's active grant"
+EXPECT[$D2]=ended
+is "$(lb_state "$D2")" ended "… which is now ended"
+run lbt-op1 done
+is "$RC:$ERR" "3:lockbox: you have no active grant on this host" "done with no active grant: exit 3"
+run lbt-op1 done "$D1" "$D2"
+is "$RC" 2 "done takes at most one id"
+
+# ---- request --wait: the operator waits for the decision, told of each change ----
+# wait_start NAME: lbt-op2 files with --wait in the background; its id in W, its pid in WAITER.
+wait_start() {
+        as lbt-op2 lockbox request --ticket "SR-$1" --reason "waits for the decision" --wait \
+                >"$LB_TMP/$1.out" 2>"$LB_TMP/$1.err" &
+        WAITER=$!
+        lb_wait_for 5 test -s "$LB_TMP/$1.out"
+        W=$(head -1 "$LB_TMP/$1.out")
+        EXPECT[$W]=$STATE0
+        lb_wait_for 5 test -s "$LB_TMP/$1.err"
+}
+wait_start W1
+ok "$(sleep 0.3; kill -0 "$WAITER"; echo $?)" "request --wait: still waiting while the request is pending"
+t0=$(lb_now_ms)
+step lbt-appr approve "$W" approved
+wait "$WAITER"
+rc=$?
+diag "approve -> the waiting lockbox request returned in $(($(lb_now_ms) - t0)) ms"
+is "$rc" 0 "request --wait: exit 0 once approved"
+like "$(cat "$LB_TMP/W1.err")" "^Request $W awaits the customer's approver"$'\n'"Request $W approved by lbt-appr: access until [0-9T:-]+Z$" \
+        "request --wait: each state on stderr as it comes"
+wait_start W2
+step lbt-appr deny "$W" denied
+wait "$WAITER"
+is "$?" 1 "request --wait: exit 1 once denied"
+like "$(tail -1 "$LB_TMP/W2.err")" "^Request $W is denied$" "… and says so"
+wait_start W3
+kill -TERM "$WAITER"; wait "$WAITER" 2>/dev/null
+step lbt-op2 cancel "$W" cancelled
+run lbt-admin status
+is "$RC" 0 "a waiting caller that went away leaves lockboxd answering"
+
 # ---- every request is exactly in the state its acknowledged steps left it ----
 bad=""
 for id in "${!EXPECT[@]}"; do

@@ -127,7 +127,8 @@ static int on_call(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return sd_bus_reply_method_return(m, "bssx", 1, "fake helper admits",
                                                   "00000000-0000-4000-8000-000000000000", (int64_t) 0);
         if (member && strcmp(member, "SessionOpen") == 0)
-                return sd_bus_reply_method_return(m, "s", "00000000-0000-4000-8000-000000000000");
+                return sd_bus_reply_method_return(m, "ssx", "00000000-0000-4000-8000-000000000000", "approver",
+                                                  (int64_t) 4102444800);
         return sd_bus_reply_method_return(m, "");
 }
 

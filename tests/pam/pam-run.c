@@ -25,6 +25,7 @@
  *   --no-account                  skip pam_acct_mgmt()
  *   --session                     pam_open_session(), then pam_close_session() if it succeeded
  *   --always-close                with --session: close even when the open failed
+ *   --silent                      call every step with PAM_SILENT
  *   --between CMD                 run /bin/sh -c CMD after the account step, without LD_PRELOAD
  *                                 and PAM_WRAPPER (prints "between: EXIT-STATUS")
  *   --conv MODE                   ok (default): answer every message with an empty response;
@@ -159,9 +160,11 @@ static double now_ms(void) {
         return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
 }
 
+static int step_flags;  /* --silent: PAM_SILENT on every step */
+
 static int step(pam_handle_t *ph, const char *name, int (*fn)(pam_handle_t *, int), struct recorder *rec) {
         double t0 = now_ms();
-        int r = fn(ph, 0);
+        int r = fn(ph, step_flags);
         double t1 = now_ms();
 
         printf("%s: %s\n%s_ms: %.3f\n", name, pam_code_name(r), name, t1 - t0);
@@ -171,7 +174,7 @@ static int step(pam_handle_t *ph, const char *name, int (*fn)(pam_handle_t *, in
 
 static int usage(void) {
         fprintf(stderr, "usage: pam-run [--confdir DIR] [--rhost H] [--tty T] [--ruser U] [--no-account] "
-                        "[--session] [--always-close] [--between CMD] [--conv ok|fail|null-reply|none] "
+                        "[--session] [--always-close] [--silent] [--between CMD] [--conv ok|fail|null-reply|none] "
                         "SERVICE USER\n");
         return 2;
 }
@@ -218,6 +221,8 @@ int main(int argc, char **argv) {
                         session = true;
                 else if (strcmp(a, "--always-close") == 0)
                         always_close = true;
+                else if (strcmp(a, "--silent") == 0)
+                        step_flags = PAM_SILENT;
                 else if (a[0] == '-' && a[1] == '-')
                         return usage();
                 else if (!service)

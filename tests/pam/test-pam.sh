@@ -280,6 +280,12 @@ audit session-open LOCKBOX_ACTIVITY=SessionOpen "LOCKBOX_USER=Microsoft Operator
         LOCKBOX_IP="$RHOST" LOCKBOX_REQUEST_ID="$G1" LOCKBOX_SESSION_PID="$PID" "audit of the session opening"
 audit session-close LOCKBOX_ACTIVITY=SessionClose "LOCKBOX_USER=Microsoft Operator" LOCKBOX_OPERATOR=lbt-op1 \
         LOCKBOX_IP="$RHOST" LOCKBOX_REQUEST_ID="$G1" LOCKBOX_SESSION_PID="$PID" "audit of the session closing"
+G1_UNTIL=$(as root lockbox show "$G1" --json | jq -r .expires_at)
+is "$(grep -c '^msg: ' <<<"$OUT")/$(grep '^msg: ' <<<"$OUT")" \
+   "1/msg: lockbox: access under request $G1, approved by lbt-appr, until $G1_UNTIL" \
+   "at session open the operator sees one line: the request, its approver, the end of access"
+pam lb lbt-op1 --session --silent --rhost "$RHOST" --tty pts/5
+is "$OPEN/$(grep -c '^msg: ' <<<"$OUT")" PAM_SUCCESS/0 "with PAM_SILENT the session opens without the line"
 
 mark
 pam lb lbt-none --session --always-close

@@ -725,6 +725,41 @@ static void test_store_keys(void) {
                      T "store = { backend = \"postgresql\"; conninfo = \"postgresql://web1@db/lockbox?sslmode=verify-full\"; };\n");
 }
 
+/* SPEC §7 expiry_warning: a list of durations, longest first, each once. */
+static void test_expiry_warning(void) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX] = "";
+
+        is_int(load_text(T "expiry_warning = [ \"1m\", \"10s\", \"5m\", \"1m\" ];\n", &c, err), 0, "expiry_warning loads");
+        if (c) {
+                is_int(c->n_expiry_warning, 3, "expiry_warning: three, the repeat dropped");
+                is_int(c->expiry_warning[0], 300, "expiry_warning: longest first");
+                is_int(c->expiry_warning[2], 10, "expiry_warning: shortest last");
+        }
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T "expiry_warning = [ 90 ];\n", &c, err), 0, "expiry_warning of integers loads");
+        if (c)
+                is_int(c->expiry_warning[0], 90, "… an integer is seconds");
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T "expiry_warning = [];\n", &c, err), 0, "an empty expiry_warning loads");
+        if (c)
+                is_int(c->n_expiry_warning, 0, "… and warns never");
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T, &c, err), 0, "without expiry_warning");
+        if (c)
+                ok(c->n_expiry_warning == 2 && c->expiry_warning[0] == 300 && c->expiry_warning[1] == 60,
+                   "expiry_warning defaults to 5m, 1m");
+        expect_refused("expiry_warning not a list", T "expiry_warning = \"5m\";\n", -EINVAL, 2, "expiry_warning");
+        expect_refused("expiry_warning with a bad duration", T "expiry_warning = [ \"soon\" ];\n", -EINVAL, 2,
+                       "expiry_warning[0]");
+        expect_refused("expiry_warning of 0", T "expiry_warning = [ 0 ];\n", -EINVAL, 2, "expiry_warning[0]");
+        expect_refused("expiry_warning of 9", T "expiry_warning = [ 1, 2, 3, 4, 5, 6, 7, 8, 9 ];\n", -EINVAL, 2,
+                       "expiry_warning");
+}
+
 static void test_snapshot_path(void) {
         static const struct { const char *path, *want; } rows[] = {
                 { "/etc/lockbox/lockbox.conf", LOCKBOX_SNAPSHOT_DIR "/etc-lockbox-lockbox.conf.active" },
@@ -781,6 +816,7 @@ int main(void) {
         test_include();
         test_messages();
         test_store_keys();
+        test_expiry_warning();
         test_snapshot_path();
 
         {

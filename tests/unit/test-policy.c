@@ -163,6 +163,28 @@ static void test_final_states(void) {
         request_done(&r);
 }
 
+/* lockbox done: the operator ends their own grant early; nobody else, and only an approved one. */
+static void test_done(void) {
+        struct policy_outcome out = {};
+        const char *why = NULL;
+        struct lb_request r = {};
+
+        fresh(&r, &op, LB_STATE_APPROVED);
+        is_int(decide(&appr, ACTION_DONE, &r, NULL), -EPERM, "an approver cannot end someone's grant as done");
+        is_int(decide(&admin, ACTION_DONE, &r, NULL), -EPERM, "nor an admin");
+        is_int(decide(&op2, ACTION_DONE, &r, NULL), -EPERM, "nor another operator");
+        is_int(r.state, LB_STATE_APPROVED, "the grant stays approved");
+        is_int(policy_decide(cfg, &op, ACTION_DONE, &r, NULL, NOW, &out, &why), 0, "its operator ends it");
+        is_int(r.state, LB_STATE_ENDED, "… it is ended");
+        is_int(r.expires_at, NOW, "… its end is now");
+        is_str(out.event, "ended", "… audited as ended");
+        ok(out.decision == NULL, "… which is no decision");
+        is_int(decide(&op, ACTION_DONE, &r, NULL), -ESTALE, "an ended grant cannot be ended again");
+        fresh(&r, &op, LB_STATE_PENDING);
+        is_int(decide(&op, ACTION_DONE, &r, NULL), -ESTALE, "a pending request cannot be ended");
+        request_done(&r);
+}
+
 static void test_time(void) {
         struct lb_request r = {};
 
@@ -234,6 +256,7 @@ int main(void) {
         test_roles_and_duties();
         test_deny_and_cancel();
         test_final_states();
+        test_done();
         test_time();
         test_may_request_and_see();
         config_free(cfg);
