@@ -3,6 +3,7 @@
  * store-postgresql.h). One connection; one query on it at a time, the others queued. */
 
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1021,7 +1022,35 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* A password in the connection string would be readable by every local user (lockbox.conf is
  * world-readable); config.c refuses the obvious spellings, libpq's own parser the rest. */
+/* Is every host of a libpq host list ("a,b,c") an IP address or a unix socket directory? An
+ * empty list means libpq's default unix socket. */
+static bool hosts_numeric(const char *hosts) {
+        const char *p = hosts;
+
+        if (isempty(hosts))
+                return true;
+        while (*p) {
+                size_t n = strcspn(p, ",");
+                char one[INET6_ADDRSTRLEN + 1];
+                unsigned char addr[sizeof(struct in6_addr)];
+
+                if (n == 0 || p[0] != '/') {
+                        if (n == 0 || n >= sizeof(one))
+                                return false;
+                        memcpy(one, p, n);
+                        one[n] = '\0';
+                        if (inet_pton(AF_INET, one, addr) != 1 && inet_pton(AF_INET6, one, addr) != 1)
+                                return false;
+                }
+                p += n;
+                if (*p == ',')
+                        p++;
+        }
+        return true;
+}
+
 static int conninfo_check(const char *conninfo) {
+        const char *host = NULL, *hostaddr = NULL;
         char *errmsg = NULL;
         PQconninfoOption *options = PQconninfoParse(conninfo, &errmsg);
         int r = 0;
@@ -1031,11 +1060,23 @@ static int conninfo_check(const char *conninfo) {
                 PQfreemem(errmsg);
                 return -EINVAL;
         }
-        for (PQconninfoOption *o = options; o->keyword; o++)
+        for (PQconninfoOption *o = options; o->keyword; o++) {
                 if (streq(o->keyword, "password") && !isempty(o->val)) {
                         fprintf(stderr, "lockboxd: store.conninfo: holds a password; use a client certificate\n");
                         r = -EINVAL;
                 }
+                if (streq(o->keyword, "host"))
+                        host = o->val;
+                if (streq(o->keyword, "hostaddr"))
+                        hostaddr = o->val;
+        }
+        /* libpq resolves a host name with a blocking lookup inside PQconnectStart/PQconnectPoll:
+         * in lockboxd's event loop that would hold logins while DNS is slow or down. */
+        if (r >= 0 && isempty(hostaddr) && !hosts_numeric(host)) {
+                fprintf(stderr, "lockboxd: store.conninfo: host names are looked up by libpq with a blocking call; "
+                        "give hostaddr=ADDRESS (host= keeps the name that sslmode=verify-full checks)\n");
+                r = -EINVAL;
+        }
         PQconninfoFree(options);
         return r;
 }

@@ -184,6 +184,19 @@ hrun h1 lbt-admin status
 like "$OUT" $'Store: +postgresql' "status: the store, in words"
 like "$OUT" $'View age: +[0-9]+\\.[0-9]{3} s' "status: the view's age, in words"
 
+# ---- a host name in conninfo would be looked up with a blocking call in the event loop: refused ----
+dns=$LB_TMP/hosts/h1/etc/dns.conf
+sed -e "s|host=$FLEET_DB_ADDR|host=db.contoso.example|" -e "s|/run/lockbox.sock|/run/dns.sock|" \
+        -e "s|/db/lockbox.db|/db/dns.db|" "$LB_TMP/hosts/h1/etc/lockbox.conf" >"$dns"
+chmod 0644 "$dns"
+out=$(on_host h1 timeout 10 "$LOCKBOXD" -c "$dns" 2>&1)
+rc=$?
+is "$rc" 1 "lockboxd refuses a conninfo whose host is a name without hostaddr"
+like "$out" "host names are looked up by libpq with a blocking call; give hostaddr=ADDRESS" "… and says why"
+sed -i "s|host=db.contoso.example|host=db.contoso.example hostaddr=$FLEET_DB_ADDR|" "$dns"
+on_host h1 timeout 2 "$LOCKBOXD" -c "$dns" >/dev/null 2>&1
+is "$?" 124 "… and runs with the name given a hostaddr (the name is then what verify-full checks)"
+
 # ---- users in no role are never affected; an operator without a grant is told where to file ---
 
 hssh h1 lbt-none 'echo hello'
