@@ -344,13 +344,20 @@ BEGIN
 END
 $$;
 
--- One request's story from every host, oldest first, a row per field (ordinality 1..n).
+-- One request's story from every host, oldest first, a row per field (ordinality 1..n). Bounded
+-- as lockboxd's answer is (1,000 entries, 1 MiB of fields), plus the first entry past either
+-- bound, by which the reader knows the story goes on.
 CREATE FUNCTION lockbox.story(p_request_id text, p_since_usec bigint)
 RETURNS TABLE (seq bigint, at_usec bigint, host name, hostname text, field text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = lockbox, pg_temp AS $$
         SELECT e.seq, e.at_usec, e.host, e.hostname, f.field
-          FROM (SELECT * FROM events WHERE request_id = p_request_id AND at_usec >= p_since_usec
-                 ORDER BY at_usec, seq LIMIT 1000) e,
+          FROM (SELECT * FROM (SELECT x.*, coalesce(sum(octet_length(array_to_string(x.fields, ''))) OVER
+                                                   (ORDER BY x.at_usec, x.seq
+                                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING), 0)
+                                                 AS before_previous
+                                 FROM events x WHERE x.request_id = p_request_id AND x.at_usec >= p_since_usec) y
+                 WHERE y.before_previous <= 1048576
+                 ORDER BY y.at_usec, y.seq LIMIT 1001) e,
                unnest(e.fields) WITH ORDINALITY AS f (field, n)
          ORDER BY e.at_usec, e.seq, f.n
 $$;

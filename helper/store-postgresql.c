@@ -731,6 +731,7 @@ static void on_audit_entry(void *userdata, const char *request_id, const struct 
 
 static void story_done(struct pgstore *p, struct query *q, const PGresult *res) {
         struct audit_records list = {};
+        size_t bytes = 0;
         int n, r = 0;
         int64_t seq = -1;
 
@@ -741,6 +742,7 @@ static void story_done(struct pgstore *p, struct query *q, const PGresult *res) 
         }
         n = PQntuples(res);
         for (int i = 0; i < n && r >= 0; i++) {
+                size_t len = (size_t) PQgetlength(res, i, 4);
                 int64_t row_seq = 0, at = 0;
                 struct audit_record *e;
                 char **fields;
@@ -752,7 +754,8 @@ static void story_done(struct pgstore *p, struct query *q, const PGresult *res) 
                 if (list.n == 0 || row_seq != seq) {
                         struct audit_record *more;
 
-                        if (list.n >= AUDIT_ENTRIES_MAX) {
+                        /* The answer's bounds, as journal_query() keeps them. */
+                        if (list.n >= AUDIT_ENTRIES_MAX || bytes > AUDIT_BYTES_MAX) {
                                 list.truncated = true;
                                 break;
                         }
@@ -778,6 +781,7 @@ static void story_done(struct pgstore *p, struct query *q, const PGresult *res) 
                         break;
                 }
                 e->fields = fields;
+                bytes += len;
                 e->fields[e->n_fields] = strdup(PQgetvalue(res, i, 4));
                 if (!e->fields[e->n_fields]) {
                         r = -ENOMEM;

@@ -106,6 +106,14 @@ is "$(fleet_sql desk "SELECT applied, state, manager, approver, expires_at - dec
         "lbf_desk decides: pending -> approved (approver a1), a grant of the requested duration"
 is "$(fleet_sql h2 "SELECT state FROM lockbox.view(0) WHERE id = '$id'" 2>&1)" "approved" \
         "another host sees the decision through lockbox.view"
+# The shared story is bounded as lockboxd's answer is: 20 entries of 64 fields of 4 KB (5 MB)
+# come back as the entries up to 1 MiB and the two that cross it (by which the reader knows).
+fleet_sql h1 "SELECT count(lockbox.record(gen_random_uuid()::text, '$id', 1000000 + g, 'lbf-h1', \
+array_fill('LOCKBOX_X=' || repeat('x', 4000), ARRAY[64]))) FROM generate_series(1, 20) g" >/dev/null
+is "$(fleet_sql h2 "SELECT count(DISTINCT seq), sum(octet_length(field)) FROM lockbox.story('$id', 0)" 2>&1)" \
+        "6|1539840" "lockbox.story of 5 MB of entries answers 6 entries (1.5 MB), not 20"
+out=$(fleet_sql h1 "SELECT lockbox.record(gen_random_uuid()::text, '$id', 1, 'lbf-h1', ARRAY['not a field'])" 2>&1)
+like "$out" 'an audit field is NAME=value' "lockbox.record refuses a field that is not NAME=value"
 is "$(fleet_sql h3 "SELECT count(*), bool_and(id IS NULL AND db_now > 0) FROM lockbox.view(9223372036854775807)" 2>&1)" \
         "1|t" "lockbox.view with nothing new gives the database's clock alone"
 
