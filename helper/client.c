@@ -128,3 +128,9 @@ out:
         sd_bus_message_unref(pending.reply);
         return r;
 }
+
+int client_read_request(sd_bus_message *m, struct wire_request *w) {
+        return sd_bus_message_read(m, LB_REQUEST_SIG, &w->id, &w->tenant, &w->requester, &w->ticket,
+                                   &w->reason, &w->duration, &w->state, &w->created_at, &w->decided_at,
+                                   &w->manager, &w->approver, &w->comment, &w->expires_at);
+}

@@ -17,3 +17,11 @@ int client_call(sd_bus *bus, sd_bus_message *m, uint64_t timeout_usec,
 
 /* Convenience: new method call on the lockbox object. */
 int client_new_call(sd_bus *bus, sd_bus_message **ret, const char *member);
+
+/* A REQUEST (protocol.h) as read from a message: strings borrowed from it. */
+struct wire_request {
+        const char *id, *tenant, *requester, *ticket, *reason, *state, *manager, *approver, *comment;
+        uint64_t duration;
+        int64_t created_at, decided_at, expires_at;
+};
+int client_read_request(sd_bus_message *m, struct wire_request *w);

@@ -148,18 +148,6 @@ static int call(const char *member, int (*build)(sd_bus_message *m, void *userda
 
 /* ---- requests as they arrive ----------------------------------------------------------- */
 
-struct wire_request {
-        const char *id, *tenant, *requester, *ticket, *reason, *state, *manager, *approver, *comment;
-        uint64_t duration;
-        int64_t created_at, decided_at, expires_at;
-};
-
-static int read_request(sd_bus_message *m, struct wire_request *w) {
-        return sd_bus_message_read(m, LB_REQUEST_SIG, &w->id, &w->tenant, &w->requester, &w->ticket,
-                                   &w->reason, &w->duration, &w->state, &w->created_at, &w->decided_at,
-                                   &w->manager, &w->approver, &w->comment, &w->expires_at);
-}
-
 static void json_time(int64_t t) {
         char buf[TIMESTAMP_BUF];
 
@@ -311,7 +299,7 @@ static int wait_for_decision(const char *id) {
                 r = call("WaitRequest", build_wait, &p, &reply);
                 if (r != 0)
                         return r;
-                if (read_request(reply, &w) <= 0 || state_from_string(w.state) < 0)
+                if (client_read_request(reply, &w) <= 0 || state_from_string(w.state) < 0)
                         return die(EXIT_HELPER, "malformed reply from the helper");
                 if (!last || !streq(last, w.state)) {
                         if (streq(w.state, "pending-manager"))
@@ -417,7 +405,7 @@ static int print_list(sd_bus_message *reply, bool json) {
         else
                 printf("%-36s  %-15s  %-16s  %-16s  %-8s  %-20s  %s\n",
                        "ID", "STATE", "REQUESTER", "TICKET", "DURATION", "EXPIRES", "REASON");
-        while ((r = read_request(reply, &w)) > 0) {
+        while ((r = client_read_request(reply, &w)) > 0) {
                 if (json) {
                         if (n > 0)
                                 fputs(",", stdout);
@@ -496,7 +484,7 @@ static int one_id_arg(struct verb_args *a, const char *verb, const char **ret) {
 static int print_request_reply(sd_bus_message *reply, bool json) {
         struct wire_request w;
 
-        if (read_request(reply, &w) <= 0)
+        if (client_read_request(reply, &w) <= 0)
                 return die(EXIT_HELPER, "malformed reply from the helper");
         if (json) {
                 print_request_json(&w);
@@ -568,7 +556,7 @@ static int decision(struct verb_args *a, const char *verb, const char *member, b
         r = call(member, build_decision, &p, &reply);
         if (r != 0)
                 return r;
-        if (read_request(reply, &w) <= 0)
+        if (client_read_request(reply, &w) <= 0)
                 return die(EXIT_HELPER, "malformed reply from the helper");
         if (streq(w.state, "approved"))
                 printf("Request %s approved: access until %s\n", w.id, timestamp_format(w.expires_at, tbuf));
@@ -613,7 +601,7 @@ static int verb_done(struct verb_args *a) {
         r = call("Done", build_decision, &p, &reply);
         if (r != 0)
                 return r;
-        if (read_request(reply, &w) <= 0)
+        if (client_read_request(reply, &w) <= 0)
                 return die(EXIT_HELPER, "malformed reply from the helper");
         printf("Request %s ended: your access under it has ended\n", w.id);
         return EXIT_DONE;
