@@ -20,16 +20,15 @@
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
 
-PAM_RUN="$abs_top_builddir/tests/pam/pam-run"
 FAKE_HELPER="$abs_top_builddir/tests/pam/fake-helper"
-[ -x "$PAM_RUN" ] && [ -x "$FAKE_HELPER" ] || bail "build tests/pam/pam-run and tests/pam/fake-helper first"
+[ -x "$FAKE_HELPER" ] || bail "build tests/pam/fake-helper first"
 [ -f "$PAM_MODULE" ] || bail "no module at $PAM_MODULE"
 
 TIMEOUT_LIMIT_MS=1800           # pam_timeout 1 s, plus slack for a loaded machine
-PAM_KILL_AFTER=20               # seconds before pam-run is killed (a hang is then a failure, not a stuck suite)
 RHOST=192.0.2.10
 
 lb_setup
+. "$abs_top_srcdir/tests/pam/lib-pam.sh"
 lb_write_config 'pam_timeout = "1s";'
 # The test NSS source (libnss_lbtest.so.2), for section 4; unused until nsswitch.conf names it.
 export LD_LIBRARY_PATH="$abs_top_builddir/tests/pam/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -37,14 +36,8 @@ lb_start_daemon || bail "lockboxd did not start"
 
 # ---- service files ----------------------------------------------------------------------------
 
-SVC=$LB_TMP/pam.d
-mkdir -p "$SVC"
 RAW='[success=ok ignore=ok default=bad]'
 
-svc() {  # svc NAME LINE...: writes the service file NAME
-        local name=$1; shift
-        printf '%s\n' "$@" >"$SVC/$name"
-}
 svc_module() {  # svc_module NAME ARGS...: account and session lines of the module alone, raw codes
         local name=$1; shift
         svc "$name" "account $RAW $PAM_MODULE $*" "session $RAW $PAM_MODULE $*"
@@ -52,70 +45,6 @@ svc_module() {  # svc_module NAME ARGS...: account and session lines of the modu
 
 svc other 'account required pam_deny.so' 'session required pam_deny.so'
 svc_module lb "config=$LB_CONF"
-
-# ---- running PAM ------------------------------------------------------------------------------
-
-BACKEND=wrapper
-# pam SERVICE USER [pam-run OPTIONS]: one transaction; sets ACCT, OPEN, CLOSE (return code
-# names, "" when the step did not run), ACCT_MS, OPEN_MS (in-process times of the step), MSG
-# (conversation messages, one per line), NMSG, LOG (the module's syslog lines, wrapper backend
-# only), PID (pam-run's pid), BETWEEN, WALL_MS, OUT.
-pam() {
-        local service=$1 user=$2 t0; shift 2
-        local -a cmd
-        if [ "$BACKEND" = wrapper ]; then
-                # Under tests/run's sanitizer stage the ASan runtime must come first.
-                cmd=(env PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$SVC" PAM_WRAPPER_DEBUGLEVEL=2
-                     LD_PRELOAD="${LB_SANITIZER_PRELOAD:+$LB_SANITIZER_PRELOAD }libpam_wrapper.so" "$PAM_RUN")
-        else
-                cmd=("$PAM_RUN" --confdir "$SVC")
-        fi
-        t0=$(date +%s%N)
-        OUT=$(timeout -s KILL "$PAM_KILL_AFTER" "${cmd[@]}" "$@" "$service" "$user" 2>"$LB_TMP/pam.err")
-        RUN_RC=$?
-        WALL_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
-        ACCT=$(out_field account)
-        OPEN=$(out_field open_session)
-        CLOSE=$(out_field close_session)
-        ACCT_MS=$(out_field account_ms)
-        OPEN_MS=$(out_field open_session_ms)
-        PID=$(out_field pid)
-        BETWEEN=$(out_field between)
-        MSG=$(sed -n 's/^msg: //p' <<<"$OUT")
-        NMSG=$(grep -c '^msg: ' <<<"$OUT")
-        LOG=$(sed -n 's/^.*SYSLOG([0-9]*): //p' "$LB_TMP/pam.err")
-        if [ "$RUN_RC" != 0 ]; then
-                diag "pam-run $service $user $* exited $RUN_RC after ${WALL_MS} ms${RUN_RC/#137/ (killed: it hung)}"
-                sed 's/^/#   /' <<<"$OUT"
-                # pam_wrapper's copy of the service dir (/tmp/pam.X, holding the pid of its
-                # process) outlives a killed pam-run: remove ours, and only ours.
-                local d
-                for d in /tmp/pam.?; do
-                        [ -n "$PID" ] && [ -f "$d/pid" ] && [ "$(cat "$d/pid")" = "$PID" ] && rm -rf "$d"
-                done
-        fi
-}
-out_field() { sed -n "s/^$1: //p" <<<"$OUT" | head -1; }
-
-# lt_ms GOT LIMIT DESCRIPTION: GOT (milliseconds, may be fractional) < LIMIT
-lt_ms() {
-        local got=$1 limit=$2; shift 2
-        if [ -n "$got" ] && awk -v g="$got" -v l="$limit" 'BEGIN { exit !(g < l) }'; then
-                ok 0 "$*"
-        else
-                ok 1 "$*"
-                printf '#   got: %s ms, want < %s ms (wall %s ms)\n' "${got:-none}" "$limit" "$WALL_MS"
-        fi
-}
-ge_ms() {
-        local got=$1 limit=$2; shift 2
-        if [ -n "$got" ] && awk -v g="$got" -v l="$limit" 'BEGIN { exit !(g >= l) }'; then
-                ok 0 "$*"
-        else
-                ok 1 "$*"
-                printf '#   got: %s ms, want >= %s ms\n' "${got:-none}" "$limit"
-        fi
-}
 
 # The one-line refusal of an operator without an active grant: SPEC §5.
 refusal_message() {  # refusal_message WHAT REASON-REGEX
@@ -132,53 +61,6 @@ helper_failure_message() {  # helper_failure_message WHAT
         is "$MSG" "lockbox: access refused: the lockbox helper could not confirm a grant" \
                 "$1: one line saying the helper could not confirm a grant"
 }
-
-# ---- the journal since a mark -----------------------------------------------------------------
-
-mark() { CUR=$(lb_journal_cursor); }
-# since FIELD=VALUE...: the entries written after the mark that match every FIELD=VALUE, as
-# JSON lines. (Filtered here: journalctl 252 with --after-cursor and matches skips the first
-# match when the cursor's own entry does not match.)
-since() {
-        local json kv
-        if [ -n "${CUR:-}" ]; then json=$(journal --after-cursor="$CUR"); else json=$(journal); fi
-        for kv; do
-                json=$(jq -c --arg k "${kv%%=*}" --arg v "${kv#*=}" 'select(.[$k] == $v)' <<<"$json")
-        done
-        [ -z "$json" ] || printf '%s\n' "$json"
-}
-# audit EVENT FIELD=VALUE... DESCRIPTION-PREFIX: exactly one EVENT entry since the mark, and
-# each FIELD of it equals VALUE.
-audit() {
-        local event=$1 what=${!#} entries n kv field want got; shift
-        entries=$(since SYSLOG_IDENTIFIER=lockbox LOCKBOX_EVENT="$event")
-        n=$(grep -c . <<<"$entries")
-        is "$n" 1 "$what: one $event audit entry"
-        while [ $# -gt 1 ]; do
-                kv=$1; shift
-                field=${kv%%=*}
-                want=${kv#*=}
-                got=$(tail -n 1 <<<"$entries" | jq -r --arg f "$field" 'if has($f) then .[$f] else "(absent)" end' 2>/dev/null)
-                is "$got" "$want" "$what: $event has $field=$want"
-        done
-}
-no_audit_of() {  # no_audit_of USER DESCRIPTION: no lockbox entry about USER since the mark
-        local n
-        n=$(since SYSLOG_IDENTIFIER=lockbox LOCKBOX_OPERATOR="$1" | grep -c .)
-        is "$n" 0 "$2"
-}
-
-# ---- requests ---------------------------------------------------------------------------------
-
-# grant USER DURATION: files a request as USER and has it approved (manager, then approver);
-# sets GRANT to its id.
-grant() {
-        GRANT=$(as "$1" lockbox request --ticket "SR-$1" --reason "pam test" --duration "$2" 2>&1) ||
-                bail "cannot file a request for $1: $GRANT"
-        as lbt-mgr lockbox approve "$GRANT" >/dev/null 2>&1 || bail "manager approval of $GRANT failed"
-        as lbt-appr lockbox approve "$GRANT" >/dev/null 2>&1 || bail "approval of $GRANT failed"
-}
-revoke() { as lbt-appr lockbox revoke "$1" --comment "pam test" >/dev/null 2>&1 || bail "revoke $1 failed"; }
 
 # ================================================================================================
 # 0. The instrument: pam-run and the raw control report a module's own code exactly, and the
