@@ -329,7 +329,90 @@ static int method_create_request(sd_bus_message *m, void *userdata, sd_bus_error
         x = deferred_new(c, m, true);
         if (!x)
                 return -ENOMEM;
-        daemon_create_request(c->daemon, &who.who, who.ip, tenant, ticket, reason, duration, on_write_done, x);
+        daemon_create_request(c->daemon, &who.who, who.ip, NULL, tenant, ticket, reason, duration, on_write_done, x);
+        return 1;
+}
+
+/* The caller the module speaks for at a login prompt: user as lockboxd resolves it, never
+ * root's own roles. */
+static int caller_of_user(struct connection *c, const char *user, struct caller *ret, sd_bus_error *error) {
+        uid_t uid;
+        int r;
+
+        *ret = (struct caller) {};
+        r = user_uid_of_name(user, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, LB_ERROR_REFUSED, "no such user");
+        ret->name = strdup(user);
+        if (!ret->name)
+                return -ENOMEM;
+        r = roles_of_user(c->daemon->config, ret->name, &ret->who.roles);
+        if (r < 0) {
+                caller_done(ret);
+                return sd_bus_error_setf(error, LB_ERROR_FAILED, "cannot read the user's groups: %s", strerror(-r));
+        }
+        ret->who.uid = uid;
+        ret->who.name = ret->name;
+        return 0;
+}
+
+/* The module's auth stage: would user be admitted now, and which request of theirs is pending.
+ * Nothing is written: the account stage that follows audits the admission. */
+static int method_login_state(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        struct access_answer a = {};
+        struct lb_request pending = {};
+        const char *user;
+        int r;
+
+        r = require_root(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &user);
+        if (r < 0)
+                return r;
+        r = daemon_access(c->daemon, user, "", "", "", ACCESS_QUERY, &a, error);
+        if (r < 0)
+                return r;
+        request_done(&a.grant);
+        r = a.admitted ? 0 : daemon_pending_of(c->daemon, user, &pending, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_reply_method_return(m, "bss", a.admitted, r > 0 ? pending.id : "",
+                                       r > 0 ? state_to_string(pending.state) : "");
+        request_done(&pending);
+        return r;
+}
+
+/* The module's auth stage files for user, who answered the login prompt's questions. */
+static int method_login_request(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        _cleanup_(caller_done) struct caller who = {};
+        const char *user, *ticket, *reason, *service, *rhost;
+        unsigned char addr[sizeof(struct in6_addr)];
+        struct deferred *x;
+        uint64_t duration;
+        int r;
+
+        r = require_root(m, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ssstss", &user, &ticket, &reason, &duration, &service, &rhost);
+        if (r < 0)
+                return r;
+        if (isempty(service) || strlen(service) > 64)
+                return sd_bus_error_set(error, LB_ERROR_INVALID, "the PAM service name is missing or too long");
+        r = caller_of_user(c, user, &who, error);
+        if (r < 0)
+                return r;
+        /* PAM_RHOST may be a name the client chose (sshd's UseDNS): only an address is kept. */
+        if (strlen(rhost) < sizeof(who.ip) &&
+            (inet_pton(AF_INET, rhost, addr) == 1 || inet_pton(AF_INET6, rhost, addr) == 1))
+                strcpy(who.ip, rhost);
+        x = deferred_new(c, m, true);
+        if (!x)
+                return -ENOMEM;
+        daemon_create_request(c->daemon, &who.who, who.ip, service, "", ticket, reason, duration, on_write_done, x);
         return 1;
 }
 
@@ -640,6 +723,8 @@ static const sd_bus_vtable lockbox_vtable[] = {
         SD_BUS_METHOD("CheckUser", "s", "bssx", method_check_user, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetStatus", "", "bssa(st)(sxxs)", method_get_status, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("AccessCheck", "ssss", "bssx", method_access_check, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("LoginState", "s", "bss", method_login_state, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("LoginRequest", "ssstss", "s", method_login_request, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionOpen", "ssssus", "ssx", method_session_open, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("SessionClose", "ssssu", "", method_session_close, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("GetAudit", "st", "a" LB_AUDIT_ENTRY_SIG "b", method_get_audit, SD_BUS_VTABLE_UNPRIVILEGED),

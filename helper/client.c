@@ -134,3 +134,9 @@ int client_read_request(sd_bus_message *m, struct wire_request *w) {
                                    &w->reason, &w->duration, &w->state, &w->created_at, &w->decided_at,
                                    &w->manager, &w->approver, &w->comment, &w->expires_at);
 }
+
+int client_build_wait(sd_bus_message *m, void *userdata) {
+        const struct client_wait *p = userdata;
+
+        return sd_bus_message_append(m, "st", p->id, p->timeout_usec);
+}

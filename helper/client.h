@@ -25,3 +25,10 @@ struct wire_request {
         int64_t created_at, decided_at, expires_at;
 };
 int client_read_request(sd_bus_message *m, struct wire_request *w);
+
+/* WaitRequest's arguments, for client_call's builders. */
+struct client_wait {
+        const char *id;
+        uint64_t timeout_usec;
+};
+int client_build_wait(sd_bus_message *m, void *userdata);

@@ -19,6 +19,8 @@
 #define CONFIG_MAIL_TO_MAX 32
 
 #define REQUEST_HINT_MAX 256
+/* The auth stage's wait stays well inside sshd's default LoginGraceTime (120 s). */
+#define PROMPT_WAIT_MAX 100
 #define CONNINFO_MAX 1024
 #define STALE_AFTER_MAX 3600
 #define EXPIRY_WARNINGS_MAX 8
@@ -50,6 +52,7 @@ struct lb_config {
         char *notify_sendmail;
         char *notify_from;
         unsigned max_open_requests;     /* pending requests per operator */
+        uint64_t prompt_wait;           /* seconds the auth stage waits for a decision; 0 = file only */
         char *request_hint;             /* "" = none: where this tenant's operators file requests */
         uint64_t expiry_warning[EXPIRY_WARNINGS_MAX]; /* seconds before a grant's end, longest first */
         size_t n_expiry_warning;

@@ -274,20 +274,9 @@ static int build_request(sd_bus_message *m, void *userdata) {
  * below CALL_TIMEOUT_USEC. Exit 0 approved, 1 denied, cancelled or expired. */
 #define WAIT_STEP_USEC (25u * 1000000u)
 
-struct wait_params {
-        const char *id;
-        uint64_t timeout_usec;
-};
-
-static int build_wait(sd_bus_message *m, void *userdata) {
-        struct wait_params *p = userdata;
-
-        return sd_bus_message_append(m, "st", p->id, p->timeout_usec);
-}
-
 static int wait_for_decision(const char *id) {
         /* The first call answers at once: the caller sees where the request stands. */
-        struct wait_params p = { .id = id, .timeout_usec = 0 };
+        struct client_wait p = { .id = id, .timeout_usec = 0 };
         _cleanup_(freep) char *last = NULL;
 
         for (;; p.timeout_usec = WAIT_STEP_USEC) {
@@ -296,7 +285,7 @@ static int wait_for_decision(const char *id) {
                 char tbuf[TIMESTAMP_BUF];
                 int r;
 
-                r = call("WaitRequest", build_wait, &p, &reply);
+                r = call("WaitRequest", client_build_wait, &p, &reply);
                 if (r != 0)
                         return r;
                 if (client_read_request(reply, &w) <= 0 || state_from_string(w.state) < 0)

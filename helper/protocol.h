@@ -15,6 +15,11 @@
  *                   (s backend, x view_age_usec, x clock_offset_msec, s last_error) store)
  *   AccessCheck(s user, s service, s rhost, s tty)
  *       -> (b admitted, s reason, s request_id, x expires_at)      uid 0 only, audited
+ *   LoginState(s user) -> (b admitted, s pending_id, s pending_state)      uid 0 only: the
+ *       auth stage's first question; nothing is written
+ *   LoginRequest(s user, s ticket, s reason, t duration, s service, s rhost) -> (s id)
+ *       uid 0 only: files for user at the login prompt of service (audited as such);
+ *       refused while user has a request pending
  *   SessionOpen(s user, s service, s rhost, s tty, u pid, s logind_session)
  *       -> (s request_id, s approver, x expires_at)                 uid 0 only, audited
  *   SessionClose(s user, s service, s rhost, s tty, u pid)          uid 0 only, audited

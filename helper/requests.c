@@ -4,9 +4,11 @@
  * committed, then audited, and taken back if the entry cannot be written. */
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "daemon.h"
@@ -51,6 +53,7 @@ struct write {
         char *who_name;
         bool by_requester;
         char *ip;
+        char *login_service;            /* a filing at this host's login prompt: its PAM service */
         op_done_t done;
         void *userdata;
 };
@@ -60,6 +63,7 @@ static void write_free(struct write *w) {
         request_done(&w->before);
         free(w->who_name);
         free(w->ip);
+        free(w->login_service);
         free(w);
 }
 
@@ -352,9 +356,25 @@ void daemon_view_stale(struct daemon *d, bool stale, const char *why) {
 
 /* ---- operations --------------------------------------------------------------------- */
 
+/* ", at the login prompt of HOST (SERVICE) from ADDRESS": where a login filed w, for the audit. */
+static int login_origin(const struct write *w, char **ret) {
+        _cleanup_(freep) char *host = NULL, *service = text_escape(w->login_service);
+        char name[HOST_NAME_MAX + 1] = "";
+
+        if (gethostname(name, sizeof(name) - 1) < 0 || !name[0])
+                strcpy(name, "this host");
+        host = text_escape(name);
+        if (!host || !service)
+                return -ENOMEM;
+        if (asprintf(ret, ", at the login prompt of %s (%s)%s%s", host, service, isempty(w->ip) ? "" : " from ",
+                     w->ip) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 static void filed(struct write *w, int r) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(freep) char *message = NULL, *esc_ticket = NULL;
+        _cleanup_(freep) char *message = NULL, *esc_ticket = NULL, *origin = NULL;
         struct daemon *d = w->d;
         char dbuf[DURATION_BUF];
 
@@ -364,9 +384,11 @@ static void filed(struct write *w, int r) {
                 return;
         }
         esc_ticket = text_escape(w->req.ticket);
-        if (asprintf(&message, "Request %s filed by %s for tenant %s, ticket %s, for %s",
+        if (w->login_service && login_origin(w, &origin) < 0)
+                origin = NULL;
+        if (asprintf(&message, "Request %s filed by %s for tenant %s, ticket %s, for %s%s",
                      w->req.id, w->req.requester, w->req.tenant, strempty(esc_ticket),
-                     duration_format(w->req.duration, dbuf)) < 0)
+                     duration_format(w->req.duration, dbuf), strempty(origin)) < 0)
                 message = NULL;
         r = audit_write(&(struct audit_entry) {
                 .event = "request-created",
@@ -375,6 +397,8 @@ static void filed(struct write *w, int r) {
                 .user = d->config->operator_display_name,
                 .operator_account = w->req.requester,
                 .ip = w->ip,
+                .extra_name = w->login_service ? "LOCKBOX_VIA" : NULL,
+                .extra_value = w->login_service ? "login-prompt" : NULL,
                 .message = message,
         });
         if (r < 0) {
@@ -410,7 +434,7 @@ static void on_filed_shared(int r, bool applied, const struct lb_request *row, v
         filed(w, r);
 }
 
-void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip, const char *login_service,
                            const char *tenant, const char *ticket, const char *reason,
                            uint64_t duration, op_done_t done, void *userdata) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -451,6 +475,13 @@ void daemon_create_request(struct daemon *d, const struct lb_caller *who, const 
                 r = op_fail_store(&error, r, "counting your pending requests");
                 goto fail;
         }
+        /* At the login prompt one pending request is enough: the prompt shows it instead, and
+         * concurrent logins must not file one each. */
+        if (login_service && open_requests > 0) {
+                r = op_fail(&error, -EEXIST, LB_ERROR_REFUSED, "you already have a request pending; "
+                            "log in again to wait for it, or cancel it (lockbox cancel)");
+                goto fail;
+        }
         if (open_requests >= d->config->max_open_requests) {
                 r = op_fail(&error, -EUSERS, LB_ERROR_REFUSED,
                             "you have %" PRIu64 " requests pending, the most max_open_requests allows; "
@@ -459,6 +490,13 @@ void daemon_create_request(struct daemon *d, const struct lb_caller *who, const 
         }
 
         w = write_new(d, who->name, ip, done, userdata);
+        if (w && login_service) {
+                w->login_service = strdup(login_service);
+                if (!w->login_service) {
+                        write_free(w);
+                        w = NULL;
+                }
+        }
         if (!w) {
                 r = op_fail(&error, -ENOMEM, LB_ERROR_FAILED, "out of memory");
                 goto fail;
@@ -865,6 +903,29 @@ int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filte
         if (r < 0)
                 return op_fail_store(error, r, "listing requests");
         return 0;
+}
+
+int daemon_pending_of(struct daemon *d, const char *user, struct lb_request *ret, sd_bus_error *error) {
+        struct lb_request *list = NULL;
+        int64_t now = daemon_now();
+        size_t n = 0;
+        int r, found = 0;
+
+        r = store_list(d->store, user, STATE_MASK_PENDING, LB_LIST_LIMIT, &list, &n);
+        if (r < 0)
+                return op_fail_store(error, r, "listing requests");
+        for (size_t i = 0; i < n && !found; i++) {
+                int state = policy_state_at(d->config, &list[i], now);
+
+                if (!(STATE_BIT(state) & STATE_MASK_PENDING) || !streq(list[i].tenant, d->config->tenant))
+                        continue;
+                *ret = list[i];
+                ret->state = state;
+                list[i] = (struct lb_request) {};
+                found = 1;
+        }
+        request_array_free(list, n);
+        return found;
 }
 
 static void record_done(struct audit_record *e) {

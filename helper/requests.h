@@ -33,7 +33,9 @@ void daemon_view_stale(struct daemon *d, bool stale, const char *why);
  * (or before the operation returns, when it was refused before anything was sent). */
 typedef void (*op_done_t)(int r, const struct lb_request *req, const sd_bus_error *error, void *userdata);
 
-void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip,
+/* login_service: NULL for the CLI; for the module's auth stage, the PAM service at whose login
+ * prompt the operator filed (audited as such, and refused while they have one pending). */
+void daemon_create_request(struct daemon *d, const struct lb_caller *who, const char *ip, const char *login_service,
                            const char *tenant, const char *ticket, const char *reason,
                            uint64_t duration, op_done_t done, void *userdata);
 void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip, enum lb_action action,
@@ -58,6 +60,10 @@ int daemon_lookup(struct daemon *d, const struct lb_caller *who, const char *id_
                   struct lb_request *ret, sd_bus_error *error);
 int daemon_list(struct daemon *d, const struct lb_caller *who, const char *filter,
                 struct lb_request **ret, size_t *ret_n, sd_bus_error *error);
+
+/* The auth stage: user's pending request for this host's tenant (its state as of now), if any.
+ * 1 and *ret (to free with request_done), 0 when there is none, or -errno and error. */
+int daemon_pending_of(struct daemon *d, const char *user, struct lb_request *ret, sd_bus_error *error);
 
 /* `lockbox status`: the number of requests in each state, for anyone in a role. */
 int daemon_status(struct daemon *d, const struct lb_caller *who, uint64_t counts[static _LB_STATE_MAX],

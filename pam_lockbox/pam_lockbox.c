@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* pam_lockbox: admits an operator only while a Customer Lockbox grant of theirs is active,
- * and registers operator sessions with lockboxd. Users in no lockbox role are left alone. */
+ * and registers operator sessions with lockboxd. Users in no lockbox role are left alone.
+ * Optionally (auth stage, after the real authentication) an operator without a grant may
+ * file a request at the login prompt and wait there for the decision. */
 
+#include <ctype.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <syslog.h>
+#include <time.h>
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <systemd/sd-bus.h>
@@ -12,12 +16,15 @@
 
 #include "client.h"
 #include "config.h"
+#include "duration.h"
+#include "protocol.h"
 #include "request.h"
 #include "roles.h"
 #include "text.h"
 #include "util.h"
 
 #define _public_ __attribute__((visibility("default")))
+#define USEC_PER_SEC 1000000ULL
 
 struct module_args {
         const char *config_path;
@@ -147,13 +154,12 @@ static bool prepare(pam_handle_t *handle, int argc, const char **argv, struct mo
         return true;
 }
 
-/* Calls member on lockboxd under the configured timeout. On failure logs the cause and
- * returns a negative errno; a D-Bus error's message is logged. shown is the user name
- * as it may be logged (escaped). */
-static int helper_call(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *member,
-                       int (*build)(sd_bus_message *m, void *userdata), void *userdata,
-                       sd_bus_message **reply) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+/* Calls member on lockboxd, waiting at most timeout_usec. On failure logs the cause and
+ * returns a negative errno; a D-Bus error (-EBADR) is logged and left in *error. shown is
+ * the user name as it may be logged (escaped). */
+static int helper_call_until(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *member,
+                             int (*build)(sd_bus_message *m, void *userdata), void *userdata,
+                             uint64_t timeout_usec, sd_bus_error *error, sd_bus_message **reply) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         /* No flush on the way out: a hung helper must not hold us past our deadline. */
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
@@ -165,15 +171,25 @@ static int helper_call(pam_handle_t *handle, const struct lb_config *c, const ch
         if (r >= 0)
                 r = build(m, userdata);
         if (r >= 0)
-                r = client_call(bus, m, c->pam_timeout * 1000000u, &error, reply);
+                r = client_call(bus, m, timeout_usec, error, reply);
         if (r == -EBADR) {
-                _cleanup_(freep) char *text = text_escape(error.message ?: error.name);
+                _cleanup_(freep) char *text = text_escape(error->message ?: error->name);
                 pam_syslog(handle, LOG_ERR, "lockboxd refused %s for %s: %s", member, shown, strempty(text));
         } else if (r < 0) {
                 errno = -r;
                 pam_syslog(handle, LOG_ERR, "cannot ask lockboxd (%s) about %s: %m", c->socket, shown);
         }
         return r;
+}
+
+/* The same under the configured pam_timeout, the error only logged. */
+static int helper_call(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *member,
+                       int (*build)(sd_bus_message *m, void *userdata), void *userdata,
+                       sd_bus_message **reply) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        return helper_call_until(handle, c, shown, member, build, userdata, c->pam_timeout * USEC_PER_SEC, &error,
+                                 reply);
 }
 
 struct access_params {
@@ -295,4 +311,337 @@ _public_ int pam_sm_open_session(pam_handle_t *handle, int flags, int argc, cons
 
 _public_ int pam_sm_close_session(pam_handle_t *handle, int flags, int argc, const char **argv) {
         return session_hook(handle, flags, argc, argv, false);
+}
+
+/* ---- auth stage: asking at the login prompt (SPEC §5) ------------------------------------ */
+
+/* sshd's methods that establish who the user is, as SSH_AUTH_INFO_0 names them. */
+static const char *const proving_methods[] = { "publickey", "password", "hostbased", "gssapi-with-mic", NULL };
+
+/* Has an earlier sshd method or PAM module authenticated the user in this transaction? sshd
+ * puts the methods that succeeded so far, one line each, in SSH_AUTH_INFO_0 right before it
+ * runs the stack (publickey,keyboard-interactive:pam); pam_unix leaves its verdict as the
+ * data "unix_setcred_return" (pam_unix, then pam_lockbox, in one stack). *how says which. */
+static bool authenticated_earlier(pam_handle_t *handle, const char **how) {
+        const char *info = pam_getenv(handle, "SSH_AUTH_INFO_0");
+        const void *unix_verdict = NULL;
+
+        for (const char *line = info; line && *line;) {
+                size_t len = strcspn(line, "\n"), word = strcspn(line, " \n");
+
+                for (size_t i = 0; proving_methods[i]; i++)
+                        if (word == strlen(proving_methods[i]) && strncmp(line, proving_methods[i], word) == 0) {
+                                *how = proving_methods[i];
+                                return true;
+                        }
+                line += len + (line[len] == '\n');
+        }
+        if (pam_get_data(handle, "unix_setcred_return", &unix_verdict) == PAM_SUCCESS && unix_verdict &&
+            *(const int *) unix_verdict == PAM_SUCCESS) {
+                *how = "pam_unix";
+                return true;
+        }
+        return false;
+}
+
+/* Does the application let us ask? A conversation function, and not PAM_SILENT. */
+static bool may_converse(pam_handle_t *handle, int flags) {
+        const void *item = NULL;
+        const struct pam_conv *conv;
+
+        if (flags & PAM_SILENT)
+                return false;
+        if (pam_get_item(handle, PAM_CONV, &item) != PAM_SUCCESS || !item)
+                return false;
+        conv = item;
+        return conv->conv != NULL;
+}
+
+/* One question; *ret is the answer (to free) or NULL when none came (no conversation, a
+ * failed one, a NULL reply). */
+static void ask(pam_handle_t *handle, bool echo, const char *question, char **ret) {
+        *ret = NULL;
+        if (pam_prompt(handle, echo ? PAM_PROMPT_ECHO_ON : PAM_PROMPT_ECHO_OFF, ret, "%s", question) != PAM_SUCCESS) {
+                free(*ret);
+                *ret = NULL;
+        }
+}
+
+static bool answer_is_yes(const char *a) {
+        return a && (strcasecmp(a, "y") == 0 || strcasecmp(a, "yes") == 0);
+}
+
+#define ASK_TRIES 2     /* bad input gets one more chance */
+
+/* Asks for a text field, validated as `lockbox request` validates it. */
+static int ask_text(pam_handle_t *handle, const char *question, enum text_field field, char **ret) {
+        size_t max = text_fields[field].max;
+
+        for (int i = 0; i < ASK_TRIES; i++) {
+                _cleanup_(freep) char *answer = NULL;
+                int r;
+
+                ask(handle, true, question, &answer);
+                if (!answer)
+                        return PAM_CONV_ERR;
+                r = text_validate(answer, max, false);
+                if (r == 0) {
+                        *ret = answer;
+                        answer = NULL;
+                        return PAM_SUCCESS;
+                }
+                (void) pam_error(handle, "lockbox: the %s %s", text_fields[field].name,
+                                 r == -E2BIG ? "is too long" : r == -ENODATA ? "must not be empty" :
+                                 "must be valid UTF-8 without control characters");
+                if (r == -E2BIG)
+                        (void) pam_error(handle, "lockbox: at most %zu bytes", max);
+        }
+        return PAM_AUTH_ERR;
+}
+
+/* Asks for the duration: empty means the default; within min_duration..max_duration. */
+static int ask_duration(pam_handle_t *handle, const struct lb_config *c, uint64_t *ret) {
+        char dbuf[DURATION_BUF], minbuf[DURATION_BUF], maxbuf[DURATION_BUF], question[64];
+
+        (void) snprintf(question, sizeof(question), "Duration [%s]: ", duration_format(c->default_duration, dbuf));
+        for (int i = 0; i < ASK_TRIES; i++) {
+                _cleanup_(freep) char *answer = NULL;
+                uint64_t v = 0;
+
+                ask(handle, true, question, &answer);
+                if (!answer)
+                        return PAM_CONV_ERR;
+                if (isempty(answer)) {
+                        *ret = c->default_duration;
+                        return PAM_SUCCESS;
+                }
+                if (duration_parse(answer, &v) == 0 && v >= c->min_duration && v <= c->max_duration) {
+                        *ret = v;
+                        return PAM_SUCCESS;
+                }
+                (void) pam_error(handle, "lockbox: give a duration from %s to %s, e.g. 30m or 2h",
+                                 duration_format(c->min_duration, minbuf), duration_format(c->max_duration, maxbuf));
+        }
+        return PAM_AUTH_ERR;
+}
+
+/* The line that ends a refusal at the prompt: where requests are filed otherwise. */
+static void say_where_to_ask(pam_handle_t *handle, const struct lb_config *c) {
+        if (isempty(c->request_hint))
+                (void) pam_error(handle, "lockbox: access refused; file a request with: "
+                                 "lockbox request --ticket SR --reason TEXT");
+        else
+                (void) pam_error(handle, "lockbox: access refused; file a request on %s with: "
+                                 "lockbox request --ticket SR --reason TEXT", c->request_hint);
+}
+
+static const char *waiting_for(const char *state) {
+        if (streq(state, "pending-manager"))
+                return "awaits a support manager's pre-approval";
+        if (streq(state, "pending"))
+                return "awaits the customer's approver";
+        return NULL;
+}
+
+struct login_request_params {
+        const char *user, *ticket, *reason, *service, *rhost;
+        uint64_t duration;
+};
+
+static int build_login_request(sd_bus_message *m, void *userdata) {
+        struct login_request_params *p = userdata;
+        return sd_bus_message_append(m, "ssstss", p->user, p->ticket, p->reason, p->duration, p->service, p->rhost);
+}
+
+static int build_user(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "s", (const char *) userdata);
+}
+
+/* Asks the questions and files the request. PAM_SUCCESS and *ret_id (to free), or the
+ * refusal to return (the operator was told why). */
+static int file_at_prompt(pam_handle_t *handle, const struct lb_config *c, const char *user, const char *shown,
+                          char **ret_id) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(freep) char *answer = NULL, *ticket = NULL, *reason = NULL;
+        struct login_request_params p = { .user = user };
+        const char *id = NULL;
+        int r;
+
+        (void) pam_info(handle, "lockbox: you have no active grant for tenant %s on this host.", c->tenant);
+        ask(handle, true, "File an access request now? [y/N]: ", &answer);
+        if (!answer_is_yes(answer)) {
+                say_where_to_ask(handle, c);
+                return PAM_PERM_DENIED;
+        }
+        if (ask_text(handle, "Service ticket: ", FIELD_TICKET, &ticket) != PAM_SUCCESS ||
+            ask_text(handle, "Reason: ", FIELD_REASON, &reason) != PAM_SUCCESS ||
+            ask_duration(handle, c, &p.duration) != PAM_SUCCESS) {
+                (void) pam_error(handle, "lockbox: no request filed");
+                return PAM_PERM_DENIED;
+        }
+        p.ticket = ticket;
+        p.reason = reason;
+        p.service = pam_item_string(handle, PAM_SERVICE);
+        p.rhost = pam_item_string(handle, PAM_RHOST);
+        r = helper_call_until(handle, c, shown, "LoginRequest", build_login_request, &p, c->pam_timeout * USEC_PER_SEC,
+                              &error, &reply);
+        if (r == -EBADR) {
+                _cleanup_(freep) char *why = text_escape(error.message ?: error.name);
+                (void) pam_error(handle, "lockbox: no request filed: %s", strempty(why));
+                return PAM_PERM_DENIED;
+        }
+        if (r < 0) {
+                (void) pam_error(handle, "lockbox: no request filed: the lockbox helper did not answer");
+                return PAM_PERM_DENIED;
+        }
+        if (sd_bus_message_read(reply, "s", &id) < 0 || !id_valid(id))
+                return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd", shown);
+        pam_syslog(handle, LOG_NOTICE, "operator %s filed request %s at the login prompt", shown, id);
+        *ret_id = strdup(id);
+        return *ret_id ? PAM_SUCCESS : PAM_BUF_ERR;
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* Waits up to prompt_wait for request id (now in state) to be decided: lockboxd answers
+ * WaitRequest when it moves on, so the operator hears each step as it happens. */
+static int wait_at_prompt(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *id,
+                          const char *state) {
+        _cleanup_(freep) char *last = strdup(state), *answer = NULL;
+        uint64_t deadline;
+        char wbuf[DURATION_BUF];
+
+        if (!last)
+                return PAM_BUF_ERR;
+        if (c->prompt_wait == 0) {
+                (void) pam_error(handle, "lockbox: log in again once request %s is approved", id);
+                return PAM_PERM_DENIED;
+        }
+        /* A question, not only a line: sshd before 10.3 shows our lines only with a question
+         * (or at the end), and the operator may rather not wait. */
+        (void) pam_info(handle, "lockbox: Ctrl-C stops the wait; the request stays.");
+        {
+                char question[96];
+
+                (void) snprintf(question, sizeof(question), "Wait up to %s for the decision? [Y/n]: ",
+                                duration_format(c->prompt_wait, wbuf));
+                ask(handle, true, question, &answer);
+        }
+        if (!answer || strcasecmp(answer, "n") == 0 || strcasecmp(answer, "no") == 0) {
+                (void) pam_error(handle, "lockbox: log in again once request %s is approved", id);
+                return PAM_PERM_DENIED;
+        }
+
+        deadline = monotonic_usec() + c->prompt_wait * USEC_PER_SEC;
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                _cleanup_(freep) char *approver = NULL, *comment = NULL;
+                uint64_t now = monotonic_usec();
+                struct client_wait p = { .id = id };
+                struct wire_request w;
+                char until[TIMESTAMP_BUF];
+                int r;
+
+                if (now >= deadline) {
+                        (void) pam_error(handle, "lockbox: no decision on request %s within %s; it stays pending: "
+                                         "log in again once it is approved", id, duration_format(c->prompt_wait, wbuf));
+                        return PAM_PERM_DENIED;
+                }
+                p.timeout_usec = deadline - now;
+                r = helper_call_until(handle, c, shown, "WaitRequest", client_build_wait, &p,
+                                      p.timeout_usec + c->pam_timeout * USEC_PER_SEC, &error, &reply);
+                if (r < 0) {
+                        (void) pam_error(handle, "lockbox: the wait for request %s failed; log in again to see "
+                                         "where it stands", id);
+                        return PAM_PERM_DENIED;
+                }
+                if (client_read_request(reply, &w) <= 0 || state_from_string(w.state) < 0 || !streq(w.id, id))
+                        return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd",
+                                          shown);
+                if (streq(w.state, last))
+                        continue;
+                free(last);
+                last = strdup(w.state);
+                if (!last)
+                        return PAM_BUF_ERR;
+                approver = text_escape(w.approver);
+                comment = text_escape(w.comment);
+                if (waiting_for(w.state))
+                        (void) pam_info(handle, "lockbox: request %s %s", id, waiting_for(w.state));
+                else if (streq(w.state, "approved")) {
+                        (void) pam_info(handle, "lockbox: request %s approved by %s, access until %s", id,
+                                        strempty(approver), timestamp_format(w.expires_at, until));
+                        pam_syslog(handle, LOG_NOTICE, "operator %s: request %s approved during the login", shown, id);
+                        return PAM_SUCCESS;
+                } else {
+                        (void) pam_error(handle, "lockbox: request %s was %s%s%s; access refused", id, w.state,
+                                         isempty(comment) ? "" : ": ", strempty(comment));
+                        return PAM_PERM_DENIED;
+                }
+        }
+}
+
+_public_ int pam_sm_authenticate(pam_handle_t *handle, int flags, int argc, const char **argv) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(freep) char *shown = NULL, *filed_id = NULL;
+        struct module_args args;
+        const char *user = NULL, *how = NULL, *id = NULL, *state = NULL;
+        int admitted = 0, verdict = PAM_PERM_DENIED, r;
+
+        /* This module only gates: someone else must have proven who the user is. */
+        if (!authenticated_earlier(handle, &how)) {
+                pam_syslog(handle, LOG_ERR, "no earlier method or module authenticated the user "
+                           "(see pam_lockbox(8) for the supported stacks): refusing");
+                return PAM_AUTH_ERR;
+        }
+        if (!prepare(handle, argc, argv, &args, &c, &user, &shown, &verdict))
+                return verdict == PAM_IGNORE ? PAM_SUCCESS : verdict;
+        if (args.debug)
+                pam_syslog(handle, LOG_DEBUG, "%s was authenticated by %s", shown, how);
+
+        r = helper_call(handle, c, shown, "LoginState", build_user, (void *) user, &reply);
+        if (r < 0) {
+                if (!(flags & PAM_SILENT))
+                        (void) pam_error(handle, "lockbox: access refused: the lockbox helper could not confirm a grant");
+                return PAM_PERM_DENIED;
+        }
+        if (sd_bus_message_read(reply, "bss", &admitted, &id, &state) < 0 ||
+            (!isempty(id) && (!id_valid(id) || !waiting_for(state))))
+                return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd", shown);
+        if (admitted)
+                return PAM_SUCCESS;     /* the account stage admits, and audits it */
+
+        /* Nobody to ask (scp under BatchMode-like clients, PAM_SILENT): refuse as the account
+         * stage would, without filing or waiting. */
+        if (!may_converse(handle, flags))
+                return log_result(handle, LOG_NOTICE, PAM_PERM_DENIED,
+                                  "refusing operator %s: no active grant, and no conversation to ask for one", shown);
+
+        if (!isempty(id)) {
+                (void) pam_info(handle, "lockbox: your request %s %s.", id, waiting_for(state));
+                return wait_at_prompt(handle, c, shown, id, state);
+        }
+        r = file_at_prompt(handle, c, user, shown, &filed_id);
+        if (r != PAM_SUCCESS)
+                return r == PAM_BUF_ERR ? PAM_PERM_DENIED : r;
+        state = c->require_manager_approval ? "pending-manager" : "pending";
+        (void) pam_info(handle, "lockbox: request %s filed; it %s.", filed_id, waiting_for(state));
+        return wait_at_prompt(handle, c, shown, filed_id, state);
+}
+
+/* Credentials are the business of the module that authenticated. */
+_public_ int pam_sm_setcred(pam_handle_t *handle, int flags, int argc, const char **argv) {
+        (void) handle;
+        (void) flags;
+        (void) argc;
+        (void) argv;
+        return PAM_SUCCESS;
 }

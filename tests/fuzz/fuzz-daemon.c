@@ -283,7 +283,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case 0: {
                         struct answer x = { .error = &error };
 
-                        daemon_create_request(fuzzed_daemon, &who, c, a, b, e, duration, on_answer, &x);
+                        daemon_create_request(fuzzed_daemon, &who, c, NULL, a, b, e, duration, on_answer, &x);
                         req = x.req;
                         if (answered(&x) >= 0) {
                                 struct lb_request stored = {};

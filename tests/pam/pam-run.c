@@ -3,17 +3,19 @@
  *
  *   pam-run [OPTIONS] SERVICE USER
  *
- * Starts a transaction for USER on SERVICE, runs pam_acct_mgmt() and, with --session,
- * pam_open_session() and pam_close_session(), and prints one line per step:
+ * Starts a transaction for USER on SERVICE, runs pam_authenticate() with --auth, then
+ * pam_acct_mgmt() and, with --session, pam_open_session() and pam_close_session(), and
+ * prints one line per step:
  *
  *   pid: 4242
  *   account: PAM_PERM_DENIED
  *   account_ms: 3.214
  *   msg: lockbox: access refused (...); file a request with: lockbox request ...
  *
- * Every message the modules send through the conversation is recorded and printed with
- * "msg: " (PAM_ERROR_MSG, PAM_TEXT_INFO) or "prompt: " (prompts, which are not answered),
- * one line each (a line break inside a message is shown as \n).
+ * Every message the modules send through the conversation is printed as it comes, with
+ * "msg: " (PAM_ERROR_MSG, PAM_TEXT_INFO) or "prompt: " (prompts), one line each (a line
+ * break inside a message is shown as \n). Prompts take the --reply answers in order; once
+ * they are used up the conversation fails (nobody is there to answer).
  *
  * Two ways to find SERVICE:
  *   default      libpamtest (_pamtest_conv with PAMTEST_KEEPHANDLE) under pam_wrapper:
@@ -22,6 +24,9 @@
  *
  * Options:
  *   --rhost H --tty T --ruser U   set PAM_RHOST, PAM_TTY, PAM_RUSER before the first step
+ *   --auth                        pam_authenticate() first
+ *   --reply TEXT                  the next prompt's answer (repeatable)
+ *   --env NAME=VALUE              pam_putenv() before the first step (e.g. SSH_AUTH_INFO_0)
  *   --no-account                  skip pam_acct_mgmt()
  *   --session                     pam_open_session(), then pam_close_session() if it succeeded
  *   --always-close                with --session: close even when the open failed
@@ -95,12 +100,17 @@ enum conv_mode { CONV_OK, CONV_FAIL, CONV_NULL_REPLY, CONV_NONE };
 
 /* What the conversation saw, in order. */
 #define RECORDED_MAX 64
+#define REPLIES_MAX 16
 struct recorder {
         enum conv_mode mode;
         size_t n;
         char *text[RECORDED_MAX];
         int style[RECORDED_MAX];
+        const char *replies[REPLIES_MAX];
+        size_t n_replies, next_reply;
 };
+
+static void flush_messages(struct recorder *rec);
 
 static int conversation(int num_msg, const struct pam_message **msg, struct pam_response **resp, void *appdata) {
         struct recorder *rec = appdata;
@@ -118,18 +128,27 @@ static int conversation(int num_msg, const struct pam_message **msg, struct pam_
                         rec->n++;
                 }
         }
+        /* Shown as they come: a test waits for a line, then acts (approves, say). */
+        flush_messages(rec);
         if (rec->mode == CONV_FAIL)
                 return PAM_CONV_ERR;
         if (rec->mode == CONV_NULL_REPLY) {
                 *resp = NULL;
                 return PAM_SUCCESS;
         }
-        for (int i = 0; i < num_msg; i++)
-                if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON)
-                        return PAM_CONV_ERR;    /* nobody is here to answer */
         reply = calloc((size_t) num_msg, sizeof(*reply));
         if (!reply)
                 return PAM_BUF_ERR;
+        for (int i = 0; i < num_msg; i++) {
+                if (msg[i]->msg_style != PAM_PROMPT_ECHO_OFF && msg[i]->msg_style != PAM_PROMPT_ECHO_ON)
+                        continue;
+                if (rec->next_reply >= rec->n_replies || !(reply[i].resp = strdup(rec->replies[rec->next_reply++]))) {
+                        for (int j = 0; j < i; j++)
+                                free(reply[j].resp);
+                        free(reply);
+                        return PAM_CONV_ERR;    /* nobody is here to answer */
+                }
+        }
         *resp = reply;
         return PAM_SUCCESS;
 }
@@ -173,7 +192,8 @@ static int step(pam_handle_t *ph, const char *name, int (*fn)(pam_handle_t *, in
 }
 
 static int usage(void) {
-        fprintf(stderr, "usage: pam-run [--confdir DIR] [--rhost H] [--tty T] [--ruser U] [--no-account] "
+        fprintf(stderr, "usage: pam-run [--confdir DIR] [--rhost H] [--tty T] [--ruser U] [--auth] [--reply TEXT] "
+                        "[--env NAME=VALUE] [--no-account] "
                         "[--session] [--always-close] [--silent] [--between CMD] [--conv ok|fail|null-reply|none] "
                         "SERVICE USER\n");
         return 2;
@@ -181,8 +201,9 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
         const char *confdir = NULL, *rhost = NULL, *tty = NULL, *ruser = NULL, *between = NULL;
-        const char *service = NULL, *user = NULL;
-        bool account = true, session = false, always_close = false;
+        const char *service = NULL, *user = NULL, *env[8];
+        size_t n_env = 0;
+        bool auth = false, account = true, session = false, always_close = false;
         struct recorder rec = { .mode = CONV_OK };
         struct pam_conv conv;
         pam_handle_t *ph = NULL;
@@ -200,6 +221,12 @@ int main(int argc, char **argv) {
                         tty = argv[++i];
                 else if (strcmp(a, "--ruser") == 0 && has_value)
                         ruser = argv[++i];
+                else if (strcmp(a, "--reply") == 0 && has_value && rec.n_replies < REPLIES_MAX)
+                        rec.replies[rec.n_replies++] = argv[++i];
+                else if (strcmp(a, "--env") == 0 && has_value && n_env < sizeof(env) / sizeof(env[0]))
+                        env[n_env++] = argv[++i];
+                else if (strcmp(a, "--auth") == 0)
+                        auth = true;
                 else if (strcmp(a, "--between") == 0 && has_value)
                         between = argv[++i];
                 else if (strcmp(a, "--conv") == 0 && has_value) {
@@ -266,6 +293,14 @@ int main(int argc, char **argv) {
                 return 3;
         }
 
+        for (size_t i = 0; i < n_env; i++)
+                if ((r = pam_putenv(ph, env[i])) != PAM_SUCCESS) {
+                        printf("putenv: %s\n", pam_code_name(r));
+                        pam_end(ph, r);
+                        return 3;
+                }
+        if (auth)
+                last = step(ph, "auth", pam_authenticate, &rec);
         if (account)
                 last = step(ph, "account", pam_acct_mgmt, &rec);
         if (between) {

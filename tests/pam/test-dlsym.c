@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The built pam_lockbox.so exports exactly the pam_sm_* entry points it implements and
- * nothing else: libpam finds account and session, and no helper symbol (config, client,
+ * nothing else: libpam finds auth, account and session, and no helper symbol (config, client,
  * libconfig or sd-bus wrappers) leaks into the process that loads it.
  *
  *   test-dlsym [MODULE]     (default: $PAM_MODULE, else $abs_top_builddir/pam_lockbox/.libs/pam_lockbox.so) */
@@ -21,8 +21,9 @@
 
 #include "tap.h"
 
-static const char *const wanted[] = { "pam_sm_acct_mgmt", "pam_sm_close_session", "pam_sm_open_session" };
-static const char *const unwanted[] = { "pam_sm_authenticate", "pam_sm_setcred", "pam_sm_chauthtok" };
+static const char *const wanted[] = { "pam_sm_acct_mgmt", "pam_sm_authenticate", "pam_sm_close_session",
+                                      "pam_sm_open_session", "pam_sm_setcred" };
+static const char *const unwanted[] = { "pam_sm_chauthtok" };
 
 #define N_ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
 #define EXPORTS_MAX 256
@@ -143,8 +144,8 @@ int main(int argc, char **argv) {
         }
         /* The exact list, sorted: one name too many (a helper function, a libconfig or
          * sd-bus wrapper, _init/_fini-style leftovers) or too few fails. */
-        is_str(joined, "pam_sm_acct_mgmt pam_sm_close_session pam_sm_open_session",
-               "the defined global symbols are exactly the three pam_sm_* it implements");
+        is_str(joined, "pam_sm_acct_mgmt pam_sm_authenticate pam_sm_close_session pam_sm_open_session pam_sm_setcred",
+               "the defined global symbols are exactly the five pam_sm_* it implements");
 
         munmap(map, map_len);
         dlclose(handle);
