@@ -627,14 +627,19 @@ _public_ int pam_sm_authenticate(pam_handle_t *handle, int flags, int argc, cons
 
         if (!isempty(id)) {
                 (void) pam_info(handle, "lockbox: your request %s %s.", id, waiting_for(state));
-                return wait_at_prompt(handle, c, shown, id, state);
+                r = wait_at_prompt(handle, c, shown, id, state);
+        } else {
+                r = file_at_prompt(handle, c, user, shown, &filed_id);
+                if (r == PAM_SUCCESS) {
+                        state = c->require_manager_approval ? "pending-manager" : "pending";
+                        (void) pam_info(handle, "lockbox: request %s filed; it %s.", filed_id, waiting_for(state));
+                        r = wait_at_prompt(handle, c, shown, filed_id, state);
+                }
         }
-        r = file_at_prompt(handle, c, user, shown, &filed_id);
-        if (r != PAM_SUCCESS)
-                return r == PAM_BUF_ERR ? PAM_PERM_DENIED : r;
-        state = c->require_manager_approval ? "pending-manager" : "pending";
-        (void) pam_info(handle, "lockbox: request %s filed; it %s.", filed_id, waiting_for(state));
-        return wait_at_prompt(handle, c, shown, filed_id, state);
+        /* Not PAM_MAXTRIES: sshd would then offer no method at all, and its client falls back
+         * to asking for a password that cannot help. A refused keyboard-interactive round is
+         * retried by the client (NumberOfPasswordPrompts), each round asking afresh. */
+        return r == PAM_SUCCESS ? PAM_SUCCESS : PAM_PERM_DENIED;
 }
 
 /* Credentials are the business of the module that authenticated. */

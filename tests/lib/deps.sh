@@ -6,7 +6,7 @@ libconfig-dev libpam0g-dev libpq-dev"
 LB_TEST_DEPS="systemd util-linux passwd jq sqlite3 openssh-server openssh-client libpam-wrapper dbus-bin python3
 libpamtest0-dev valgrind strace clang clang-tools cppcheck man-db groff-base bsdextrautils
 debootstrap systemd-container dpkg-dev debhelper lintian bash-completion pkgconf at faketime
-postgresql-15 postgresql-client-15 openssl iproute2"
+postgresql-15 postgresql-client-15 openssl iproute2 tmux"
 
 lb_install_deps() {
         local missing="" p

@@ -27,11 +27,12 @@ declare -p LB_SSH_USERS >/dev/null 2>&1 || LB_SSH_USERS=(lbt-op1 lbt-op2 lbt-non
 
 # lb_sshd_pam_stack: /etc/pam.d/sshd of the namespace. Debian's own stack, with pam_lockbox
 # added after common-account and common-session, as conf/pam.d-sshd.example says. The auth
-# stage never runs: sshd here takes public keys only.
+# lines are LB_SSHD_PAM_AUTH: Debian's, unless a test sets its own (test-ssh-prompt.sh).
+LB_SSHD_PAM_AUTH=${LB_SSHD_PAM_AUTH:-@include common-auth}
 lb_sshd_pam_stack() {
         cat >/etc/pam.d/sshd <<EOF
 # pam_lockbox e2e: the sshd service of the test namespace (an overlay, not the host's file).
-@include common-auth
+$LB_SSHD_PAM_AUTH
 account    required     pam_nologin.so
 @include common-account
 account    required     $PAM_MODULE config=$LB_CONF
