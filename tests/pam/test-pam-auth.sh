@@ -179,7 +179,7 @@ pam_bg_line "^auth: "
 t_login=$(date +%s%N)
 pam_bg_end
 is "$AUTH/$ACCT" PAM_SUCCESS/PAM_SUCCESS "approved during the wait: the login goes on and the account stage admits"
-like "$MSG" "request $ID approved by lbt-appr, access until" "approved: the operator is told by whom and until when"
+like "$LOG" "request $ID approved by lbt-appr during the login" "approved: logged, with the approver"
 diag "approval to the waiting login: $(( (t_login - t_approved) / 1000000 )) ms"
 revoke "$ID"
 

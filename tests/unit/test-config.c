@@ -725,6 +725,29 @@ static void test_store_keys(void) {
                      T "store = { backend = \"postgresql\"; conninfo = \"postgresql://web1@db/lockbox?sslmode=verify-full\"; };\n");
 }
 
+/* SPEC §7 prompt_wait: the auth stage's wait, 0 (file only) to 100 s. */
+static void test_prompt_wait(void) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX] = "";
+
+        is_int(load_text(T, &c, err), 0, "a config without prompt_wait loads");
+        if (c)
+                is_int(c->prompt_wait, 60, "prompt_wait defaults to 60s");
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T "prompt_wait = \"0\";\n", &c, err), 0, "prompt_wait 0 (file, don't wait) loads");
+        if (c)
+                is_int(c->prompt_wait, 0, "prompt_wait 0");
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T "prompt_wait = \"1m40s\";\n", &c, err), 0, "prompt_wait 1m40s (the most) loads");
+        if (c)
+                is_int(c->prompt_wait, 100, "prompt_wait 100 s");
+        expect_refused("prompt_wait past 100 s (sshd's LoginGraceTime is 120 s)", T "prompt_wait = \"101s\";\n",
+                       -EINVAL, 2, "prompt_wait");
+        expect_refused("prompt_wait not a duration", T "prompt_wait = \"soon\";\n", -EINVAL, 2, "prompt_wait");
+}
+
 /* SPEC §7 expiry_warning: a list of durations, longest first, each once. */
 static void test_expiry_warning(void) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
@@ -816,6 +839,7 @@ int main(void) {
         test_include();
         test_messages();
         test_store_keys();
+        test_prompt_wait();
         test_expiry_warning();
         test_snapshot_path();
 
