@@ -224,7 +224,40 @@ for u in lbt-op1 lbt-admin; do
         bad_call "AccessCheck by $u" org.lockbox.Error.Refused "$u" AccessCheck string:lbt-op1 string:sshd string: string:
         bad_call "SessionOpen by $u" org.lockbox.Error.Refused "$u" SessionOpen string:lbt-op1 string:sshd string: string: uint32:$$ string:
         bad_call "SessionClose by $u" org.lockbox.Error.Refused "$u" SessionClose string:lbt-op1 string:sshd string: string: uint32:$$
+        # The login prompt's filing: nobody but root may file in another's name.
+        bad_call "LoginRequest by $u (filing for another operator)" org.lockbox.Error.Refused "$u" LoginRequest \
+                string:lbt-op2 string:SR-1 string:forged uint64:3600 string:sshd string:192.0.2.1
+        bad_call "LoginState by $u" org.lockbox.Error.Refused "$u" LoginState string:lbt-op2
 done
+# LoginRequest from root: the fields are checked as CreateRequest checks them, and the user is
+# whoever lockboxd says they are.
+L=(string:SR-L string:login uint64:3600 string:sshd string:192.0.2.1)
+bad_call "LoginRequest for a user in no role" org.lockbox.Error.Refused root LoginRequest string:lbt-none "${L[@]}"
+bad_call "LoginRequest for no such user" org.lockbox.Error.Refused root LoginRequest string:lbt-nobody "${L[@]}"
+bad_call "LoginRequest for root" org.lockbox.Error.Refused root LoginRequest string:root "${L[@]}"
+bad_call "LoginRequest, escape in the reason" $INV root LoginRequest string:lbt-op2 string:SR-L $'string:a\x1b[2Jb' \
+        uint64:3600 string:sshd string:192.0.2.1
+bad_call "LoginRequest, 65-byte ticket" $INV root LoginRequest string:lbt-op2 "string:$A65" string:login uint64:3600 \
+        string:sshd string:192.0.2.1
+bad_call "LoginRequest without a service" $INV root LoginRequest string:lbt-op2 string:SR-L string:login uint64:3600 \
+        string: string:192.0.2.1
+bad_call "LoginRequest, a 65-byte service" $INV root LoginRequest string:lbt-op2 string:SR-L string:login uint64:3600 \
+        "string:$A65" string:192.0.2.1
+lb_bus root LoginRequest string:lbt-op2 string:SR-L string:login uint64:3600 $'string:ss\x1bhd' string:evil.example
+LOGIN_ID=$(sed -n 's/.*string "\([0-9a-f-]*\)".*/\1/p' <<<"$BUS_OUT")
+if [ -n "$LOGIN_ID" ]; then
+        entry=$(journal LOCKBOX_EVENT=request-created LOCKBOX_REQUEST_ID="$LOGIN_ID" | tail -n 1)
+        is "$(jq -r '.LOCKBOX_VIA + "|" + .LOCKBOX_OPERATOR + "|" + .LOCKBOX_IP' <<<"$entry")" "login-prompt|lbt-op2|" \
+                "LoginRequest by root: filed for the user named, a host name in rhost not kept as the address"
+        like "$(jq -r .MESSAGE <<<"$entry")" 'at the login prompt of .* \(ss\\x1bhd\)$' \
+                "... and the service is escaped in the message"
+else
+        ok 1 "LoginRequest by root files for the user named: $BUS_ERR"
+fi
+bad_call "a second LoginRequest while one is pending" org.lockbox.Error.Refused root LoginRequest string:lbt-op2 "${L[@]}"
+lb_bus root LoginState string:lbt-op2
+like "$BUS_OUT" "boolean false.*string \"$LOGIN_ID\".*string \"pending-manager\"" \
+        "LoginState by root: not admitted, the pending request and its state"
 is "$(journal LOCKBOX_EVENT=access-granted | wc -l) $(journal LOCKBOX_EVENT=access-denied | wc -l) $(journal LOCKBOX_EVENT=session-open | wc -l)" \
    "$granted_before $denied_before $opened_before" "… and none of them was audited as an access or session"
 lb_bus root AccessCheck string:lbt-op1 string:sshd string: string:

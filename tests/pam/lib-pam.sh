@@ -98,6 +98,7 @@ pam_read() {  # pam_read WHAT: the fields of $OUT
         if [ "$RUN_RC" != 0 ]; then
                 diag "pam-run $1 exited $RUN_RC after ${WALL_MS} ms${RUN_RC/#137/ (killed: it hung)}"
                 sed 's/^/#   /' <<<"$OUT"
+                grep -v 'PWRAP\|SYSLOG' "$LB_TMP/pam.err" | tail -n 30 | sed 's/^/#   stderr: /'
                 forget_wrapper_dir "$PID"
         fi
 }

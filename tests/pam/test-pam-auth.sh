@@ -14,6 +14,9 @@ KEY_INFO='SSH_AUTH_INFO_0=publickey ssh-ed25519 SHA256:lockboxtestkey'
 
 lb_setup
 . "$abs_top_srcdir/tests/pam/lib-pam.sh"
+# ASan resolves its crypt_r interceptor at start-up: libcrypt, which pam_unix brings in later
+# with dlopen(), must be loaded by then (else pam_unix calls a NULL crypt_r).
+[ -z "${LB_SANITIZER_PRELOAD:-}" ] || LB_SANITIZER_PRELOAD="$LB_SANITIZER_PRELOAD libcrypt.so.1"
 lb_write_config 'prompt_wait = "20s";'
 lb_start_daemon || bail "lockboxd did not start"
 
