@@ -16,6 +16,7 @@
 #include "access.h"
 #include "daemon.h"
 #include "requests.h"
+#include "operation.h"
 #include "protocol.h"
 #include "roles.h"
 #include "store-postgresql.h"
@@ -100,6 +101,7 @@ struct caller {
 
 static void caller_done(struct caller *c) {
         free(c->name);
+        c->name = NULL;         /* a caller_get() that failed half-way is done twice */
 }
 
 /* The remote address of the caller's login session, for the audit: logind's record of it
@@ -340,12 +342,17 @@ static int caller_of_user(struct connection *c, const char *user, struct caller 
         int r;
 
         *ret = (struct caller) {};
+        r = op_validate_text(error, FIELD_USER, user, false);
+        if (r < 0)
+                return r;
         r = user_uid_of_name(user, &uid);
         if (r < 0)
                 return sd_bus_error_setf(error, LB_ERROR_REFUSED, "no such user");
-        ret->name = strdup(user);
-        if (!ret->name)
-                return -ENOMEM;
+        /* The account's own name, as the CLI's callers have it: a directory that matches
+         * names loosely must not make "Alice" and "alice" two requesters. */
+        r = user_name_of_uid(uid, &ret->name);
+        if (r < 0)
+                return sd_bus_error_setf(error, LB_ERROR_REFUSED, "uid %u has no account name", (unsigned) uid);
         r = roles_of_user(c->daemon->config, ret->name, &ret->who.roles);
         if (r < 0) {
                 caller_done(ret);
@@ -360,6 +367,7 @@ static int caller_of_user(struct connection *c, const char *user, struct caller 
  * Nothing is written: the account stage that follows audits the admission. */
 static int method_login_state(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct connection *c = userdata;
+        _cleanup_(caller_done) struct caller who = {};
         struct access_answer a = {};
         struct lb_request pending = {};
         const char *user;
@@ -371,6 +379,10 @@ static int method_login_state(sd_bus_message *m, void *userdata, sd_bus_error *e
         r = sd_bus_message_read(m, "s", &user);
         if (r < 0)
                 return r;
+        r = caller_of_user(c, user, &who, error);
+        if (r < 0)
+                return r;
+        user = who.name;
         r = daemon_access(c->daemon, user, "", "", "", ACCESS_QUERY, &a, error);
         if (r < 0)
                 return r;

@@ -822,6 +822,16 @@ static void waiters_check(struct daemon *d) {
         }
 }
 
+/* Waits on request id: one operator's logins all wait on their one pending request, so this
+ * keeps them from taking every waiter (the module calls as root, under no per-uid cap). */
+static unsigned waiters_on(struct daemon *d, const char *id) {
+        unsigned n = 0;
+
+        for (struct waiter *w = d->waiters; w; w = w->next)
+                n += streq(w->id, id);
+        return n;
+}
+
 void daemon_wait(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t timeout_usec,
                  op_done_t done, void *userdata, struct waiter **ret_waiter) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -844,7 +854,7 @@ void daemon_wait(struct daemon *d, const struct lb_caller *who, const char *id_o
                 request_done(&req);
                 return;
         }
-        if (d->n_waiters >= WAITERS_MAX) {
+        if (d->n_waiters >= WAITERS_MAX || waiters_on(d, req.id) >= WAITERS_PER_REQUEST) {
                 request_done(&req);
                 r = op_fail(&error, -EBUSY, LB_ERROR_FAILED, "too many callers are waiting; try again later");
                 done(r, NULL, &error, userdata);

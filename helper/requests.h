@@ -45,9 +45,11 @@ void daemon_decide(struct daemon *d, const struct lb_caller *who, const char *ip
  * daemon_lookup) once it leaves the state it is in now, when that is pending, or after
  * timeout_usec (at most WAIT_MAX_USEC) as it then is; at once when it is not pending.
  * done as for op_done_t. *ret_waiter is the wait while it lasts (NULL when answered at
- * once), for daemon_wait_cancel() when the caller goes away. At most WAITERS_MAX at once. */
+ * once), for daemon_wait_cancel() when the caller goes away. At most WAITERS_MAX at once,
+ * WAITERS_PER_REQUEST on one request. */
 #define WAIT_MAX_USEC (300ULL * 1000000ULL)
 #define WAITERS_MAX 256
+#define WAITERS_PER_REQUEST 8
 struct waiter;
 void daemon_wait(struct daemon *d, const struct lb_caller *who, const char *id_or_prefix, uint64_t timeout_usec,
                  op_done_t done, void *userdata, struct waiter **ret_waiter);

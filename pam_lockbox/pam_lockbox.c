@@ -492,7 +492,9 @@ static int file_at_prompt(pam_handle_t *handle, const struct lb_config *c, const
                 return PAM_PERM_DENIED;
         }
         if (r < 0) {
-                (void) pam_error(handle, "lockbox: no request filed: the lockbox helper did not answer");
+                /* A late answer may still have filed it (fleet mode writes to the shared store). */
+                (void) pam_error(handle, "lockbox: the lockbox helper did not answer; log in again to see whether "
+                                 "the request was filed");
                 return PAM_PERM_DENIED;
         }
         if (sd_bus_message_read(reply, "s", &id) < 0 || !id_valid(id))

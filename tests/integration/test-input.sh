@@ -239,6 +239,8 @@ bad_call "LoginRequest, escape in the reason" $INV root LoginRequest string:lbt-
         uint64:3600 string:sshd string:192.0.2.1
 bad_call "LoginRequest, 65-byte ticket" $INV root LoginRequest string:lbt-op2 "string:$A65" string:login uint64:3600 \
         string:sshd string:192.0.2.1
+bad_call "LoginRequest, a control character in the user name" $INV root LoginRequest $'string:lbt-op2\n' string:SR-L \
+        string:login uint64:3600 string:sshd string:192.0.2.1
 bad_call "LoginRequest without a service" $INV root LoginRequest string:lbt-op2 string:SR-L string:login uint64:3600 \
         string: string:192.0.2.1
 bad_call "LoginRequest, a 65-byte service" $INV root LoginRequest string:lbt-op2 string:SR-L string:login uint64:3600 \

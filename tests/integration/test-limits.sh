@@ -12,7 +12,7 @@
 #   - answers left unread: an approver asks for a 22 MB list on 100 connections and reads
 #     none; lockboxd keeps 2 of those answers per uid, closes the rest, and stays small,
 # Figures are printed as diagnostics. LB_LIMITS_PARTS (default all: flood pools protocol
-# bigmsg environ open notify unread) runs only some parts, to check each against an old build
+# bigmsg environ open waits notify unread) runs only some parts, to check each against an old build
 # on its own.
 
 . "$abs_top_srcdir/tests/lib/harness.sh"
@@ -27,7 +27,7 @@ ATTACK="$LB_TMP/attack.py"
 lb_limits_attacker "$ATTACK"
 mkdir -p "$LB_TMP/attacker"
 chmod 1777 "$LB_TMP/attacker"
-PARTS=" ${LB_LIMITS_PARTS:-flood pools protocol bigmsg environ open notify unread} "
+PARTS=" ${LB_LIMITS_PARTS:-flood pools protocol bigmsg environ open waits notify unread} "
 part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 if part flood; then
@@ -210,6 +210,28 @@ run lbt-appr approve "$ID"
 lb_new_request lbt-op1
 is "$RC" 0 "an approved request no longer counts as pending"
 
+fi
+
+if part waits; then
+# ---- waits on one request: one operator's logins cannot take every waiter --------------------------
+# The module's waits run as root (no per-uid cap): a flood of logins waiting at the prompt all
+# wait on the operator's one pending request, so waits are capped per request.
+lb_new_request lbt-op1; WID=$ID
+WAITS=()
+for i in 1 2 3 4 5 6 7 8; do
+        as lbt-op1 dbus-send --peer="unix:path=$LB_SOCKET" --print-reply --reply-timeout=30000 /org/lockbox/Lockbox \
+                org.lockbox.Lockbox1.WaitRequest "string:$WID" uint64:20000000 >/dev/null 2>&1 &
+        WAITS+=($!)
+done
+sleep 1
+lb_bus root WaitRequest "string:$WID" uint64:20000000
+like "$BUS_ERR" "too many callers are waiting" "a 9th wait on one request is refused, root's included"
+lb_new_request lbt-op2
+lb_bus lbt-op2 WaitRequest "string:$ID" uint64:0
+is "$BUS_RC" 0 "a wait on another request still works"
+run lbt-op1 cancel "$WID"
+wait "${WAITS[@]}"
+ok $? "the eight waits are answered when the request moves on"
 fi
 
 if part notify; then
