@@ -216,20 +216,23 @@ if part waits; then
 # ---- waits on one request: one operator's logins cannot take every waiter --------------------------
 # The module's waits run as root (no per-uid cap): a flood of logins waiting at the prompt all
 # wait on the operator's one pending request, so waits are capped per request.
-lb_new_request lbt-op1; WID=$ID
+# An operator of its own: the parts before leave lbt-op1 and lbt-op2 at max_open_requests.
+lb_add_user lbt-waiter lockbox-operators || bail "cannot add lbt-waiter"
+lb_new_request lbt-waiter; WID=$ID
+[ -n "$WID" ] || bail "lbt-waiter cannot file: $ERR"
 WAITS=()
 for i in 1 2 3 4 5 6 7 8; do
-        as lbt-op1 dbus-send --peer="unix:path=$LB_SOCKET" --print-reply --reply-timeout=30000 /org/lockbox/Lockbox \
+        as lbt-waiter dbus-send --peer="unix:path=$LB_SOCKET" --print-reply --reply-timeout=30000 /org/lockbox/Lockbox \
                 org.lockbox.Lockbox1.WaitRequest "string:$WID" uint64:20000000 >/dev/null 2>&1 &
         WAITS+=($!)
 done
 sleep 1
 lb_bus root WaitRequest "string:$WID" uint64:20000000
 like "$BUS_ERR" "too many callers are waiting" "a 9th wait on one request is refused, root's included"
-lb_new_request lbt-op2
-lb_bus lbt-op2 WaitRequest "string:$ID" uint64:0
+lb_new_request lbt-waiter
+lb_bus lbt-waiter WaitRequest "string:$ID" uint64:0
 is "$BUS_RC" 0 "a wait on another request still works"
-run lbt-op1 cancel "$WID"
+run lbt-waiter cancel "$WID"
 wait "${WAITS[@]}"
 ok $? "the eight waits are answered when the request moves on"
 fi
