@@ -142,6 +142,8 @@ int audit_write(const struct audit_entry *e) {
         r = r ?: field_add(&f, "LOCKBOX_EXPIRES=%s", expires);
         if (r == 0 && e->extra_name)
                 r = field_add(&f, "%s=%s", e->extra_name, strempty(e->extra_value));
+        for (size_t i = 0; r == 0 && e->fields && e->fields[i]; i++)
+                r = field_add(&f, "%s", e->fields[i]);
         if (r < 0)
                 return r;
 

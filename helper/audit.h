@@ -19,6 +19,7 @@ struct audit_entry {
         const char *tenant;                /* LOCKBOX_TENANT when there is no request */
         const char *extra_name;            /* one more LOCKBOX_* field, e.g. "LOCKBOX_SESSION_PID" */
         const char *extra_value;
+        const char *const *fields;         /* more, each "NAME=value", NULL-terminated; may be NULL */
         const char *message;               /* MESSAGE, already escaped */
 };
 
