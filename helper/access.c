@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "access.h"
+#include "execaudit.h"
 #include "audit.h"
 #include "daemon.h"
 #include "operation.h"
@@ -217,6 +218,18 @@ int daemon_session_open(struct daemon *d, const char *user, const char *service,
                 r = session_hold(d->sessions, &s, uid, &previous_cgroup, &why);
         else
                 why = "the operator's account cannot be looked up";
+        /* Every program of the session on record from its first (SPEC §8 operator-exec); with
+         * the lockbox disabled as far as the kernel allows, without refusing anyone. */
+        if (r >= 0 && d->config->record_commands) {
+                const char *unrecorded = NULL;
+                int k = execaudit_watch(d->execaudit, uid, &unrecorded);
+
+                if (k < 0 && d->config->enabled) {
+                        session_unhold(d->sessions, &s, previous_cgroup);
+                        r = k;
+                        why = unrecorded;
+                }
+        }
         if (r < 0) {
                 r = refuse_session(d, user, rhost, why, error);
                 goto out;

@@ -53,6 +53,7 @@ struct lb_config {
         char *notify_from;
         unsigned max_open_requests;     /* pending requests per operator */
         uint64_t prompt_wait;           /* seconds the auth stage waits for a decision; 0 = file only */
+        bool record_commands;           /* operator-exec: operators' programs on record, or no sessions */
         char *request_hint;             /* "" = none: where this tenant's operators file requests */
         uint64_t expiry_warning[EXPIRY_WARNINGS_MAX]; /* seconds before a grant's end, longest first */
         size_t n_expiry_warning;

@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "bus.h"
 #include "daemon.h"
+#include "execaudit.h"
 #include "notify.h"
 #include "requests.h"
 #include "sessions.h"
@@ -314,6 +315,8 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = sessions_new(d, &d->sessions);
         if (r >= 0)
                 r = warnings_new(d, &d->warnings);
+        if (r >= 0)
+                r = execaudit_new(d, &d->execaudit);
         if (r >= 0 && d->config->store_backend == STORE_BACKEND_POSTGRESQL) {
                 r = store_view_reset(d->store);
                 if (r < 0)
@@ -337,6 +340,7 @@ void daemon_free(struct daemon *d) {
                 return;
         bus_shutdown(d);
         notify_shutdown(d);
+        execaudit_free(d->execaudit);
         sessions_free(d->sessions);
         warnings_free(d->warnings);
         pgstore_free(d->shared);

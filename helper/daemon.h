@@ -38,6 +38,7 @@ struct daemon {
         uint64_t connections_refused_logged_at;
         struct child *children;         /* notify.c's running notifiers */
         struct sessions *sessions;      /* sessions.c's holder of live operator sessions */
+        struct execaudit *execaudit;    /* execaudit.c's recorder of operator programs; NULL without audit */
         struct warnings *warnings;      /* warnings.c's expiry warnings on operators' terminals */
         unsigned n_children;
         struct queued *notify_queue, *notify_queue_tail; /* notify.c's notifiers waiting for a slot */

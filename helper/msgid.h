@@ -28,6 +28,8 @@ static const struct audit_event_id audit_event_ids[] = {
         { "lockbox-enabled",    "6df64a59562841aab97f217f1fbf77c9" },
         { "lockbox-disabled",   "82d581535e8340f18358b6a3a70c2e24" },
         { "config-reloaded",    "eae1242fcf5a481fbb0fdc56ac250c03" },
+        { "operator-exec",      "27983c0e3fbc4511b6c962e09643f2e2" },
+        { "audit-lost",         "9496a2a3c38e449f8e0a85430551802a" },
 };
 
 static inline const char *audit_message_id(const char *event) {

@@ -40,6 +40,7 @@
 #include "audit.h"
 #include "daemon.h"
 #include "id.h"
+#include "execaudit.h"
 #include "sessions.h"
 #include "util.h"
 
@@ -683,6 +684,8 @@ static void session_forget(struct sessions *m, const struct lb_session *s) {
         r = store_session_remove(m->daemon->store, s->id);
         if (r < 0 && r != -ENOENT)
                 fprintf(stderr, "lockboxd: cannot forget session %" PRIu32 ": %s\n", s->pid, strerror(-r));
+        /* The operator's last session gone: their programs are no longer recorded. */
+        execaudit_sync(m->daemon->execaudit);
 }
 
 static void audit_terminated(struct daemon *d, const struct lb_session *s, const struct lb_request *req,
@@ -814,7 +817,8 @@ static int terminate(struct daemon *d, struct lb_session *session, const struct 
         return 0;
 }
 
-int sessions_enforce(struct daemon *d) {
+/* Ends the sessions not permitted now, or with end_all_why every one. */
+static int enforce(struct daemon *d, const char *end_all_why) {
         struct sessions *m = d->sessions;
         struct lb_session *sessions = NULL;
         size_t n = 0;
@@ -838,7 +842,11 @@ int sessions_enforce(struct daemon *d) {
                 }
                 const char *why = NULL;
 
-                if (!session_permitted(d, &sessions[i], &req, &has_req, &why)) {
+                if (end_all_why) {
+                        has_req = sessions[i].request_id[0] && store_get(d->store, sessions[i].request_id, &req) >= 0;
+                        why = end_all_why;
+                }
+                if (end_all_why || !session_permitted(d, &sessions[i], &req, &has_req, &why)) {
                         int k = terminate(d, &sessions[i], has_req ? &req : NULL, why ? why : end_reason(has_req ? &req : NULL));
                         if (k < 0)
                                 fprintf(stderr, "lockboxd: cannot end session %" PRIu32 ": %s\n",
@@ -849,6 +857,14 @@ int sessions_enforce(struct daemon *d) {
         }
         session_array_free(sessions, n);
         return 0;
+}
+
+int sessions_enforce(struct daemon *d) {
+        return enforce(d, NULL);
+}
+
+int sessions_end_all(struct daemon *d, const char *why) {
+        return enforce(d, why);
 }
 
 void sessions_stop(struct daemon *d) {

@@ -44,6 +44,10 @@ void session_unhold(struct sessions *m, const struct lb_session *s, const char *
  * empty; sessions whose cgroup is empty are forgotten. Never blocks. */
 int sessions_enforce(struct daemon *d);
 
+/* Ends every registered operator session now, whatever its grant, audited with why (the
+ * operators' actions can no longer be recorded). Never blocks. */
+int sessions_end_all(struct daemon *d, const char *why);
+
 /* lockboxd is stopping: ends every operator session it holds, whatever its grant,
  * audited as session-terminated ("lockboxd stopped"), and waits up to 1 s for the
  * cgroups to empty. After the event loop only. */

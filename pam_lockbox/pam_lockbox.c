@@ -276,6 +276,7 @@ static void show_grant(pam_handle_t *handle, sd_bus_message *reply) {
 }
 
 static int session_hook(pam_handle_t *handle, int flags, int argc, const char **argv, bool open) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(config_freep) struct lb_config *c = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(freep) char *logind_session = NULL, *shown = NULL;
@@ -294,7 +295,15 @@ static int session_hook(pam_handle_t *handle, int flags, int argc, const char **
                 logind_session = NULL;
         p.logind_session = strempty(logind_session);
 
-        r = helper_call(handle, c, shown, open ? "SessionOpen" : "SessionClose", build_session, &p, &reply);
+        r = helper_call_until(handle, c, shown, open ? "SessionOpen" : "SessionClose", build_session, &p,
+                              c->pam_timeout * USEC_PER_SEC, &error, &reply);
+        if (r == -EBADR && open && sd_bus_error_has_name(&error, LB_ERROR_REFUSED)) {
+                /* lockboxd's own reason (no grant, its commands cannot be recorded, ...) */
+                _cleanup_(freep) char *why = text_escape(error.message);
+
+                (void) pam_error(handle, "lockbox: session refused: %s", strempty(why));
+                return PAM_SESSION_ERR;
+        }
         if (r < 0) {
                 if (open)
                         (void) pam_error(handle, "lockbox: session refused: no active grant could be confirmed");

@@ -141,7 +141,7 @@ is "$(field access-denied LOCKBOX_OPERATOR LOCKBOX_OPERATOR=lbt-op2)" lbt-op2 "j
 is "$(field access-denied LOCKBOX_REQUEST_ID LOCKBOX_OPERATOR=lbt-op2)" "" \
         "journal: lbt-op2's refusal does not carry lbt-op1's request"
 n=$(journal LOCKBOX_REQUEST_ID="$ID" | jq -r .LOCKBOX_EVENT | sort -u | tr '\n' ' ')
-is "$n" "access-granted approved manager-approved request-created session-close session-open " \
+is "$n" "access-granted approved manager-approved operator-exec request-created session-close session-open " \
         "journal LOCKBOX_REQUEST_ID=<id> tells the whole story so far"
 
 # ---- revoke: the live session is cut, new logins refused ----------------------------------------

@@ -560,7 +560,7 @@ pam lb lbt-op2 --session --between "$REVOKE_CMD"
 is "$ACCT" PAM_SUCCESS "session after revoke: the account stage passed while the grant was active"
 is "$BETWEEN" 0 "session after revoke: the grant was revoked between account and session"
 is "$OPEN" PAM_SESSION_ERR "session after revoke: open_session refused (PAM_SESSION_ERR)"
-is "$MSG" "lockbox: session refused: no active grant could be confirmed" "session after revoke: one line to the user"
+is "$MSG" "lockbox: session refused: no approved request grants access now" "session after revoke: one line to the user, saying why"
 is "$(lb_state "$G2")" revoked "session after revoke: the request is revoked"
 
 grant lbt-op2 2s

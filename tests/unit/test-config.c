@@ -748,6 +748,22 @@ static void test_prompt_wait(void) {
         expect_refused("prompt_wait not a duration", T "prompt_wait = \"soon\";\n", -EINVAL, 2, "prompt_wait");
 }
 
+/* record_commands: operators' programs on record, true unless said otherwise. */
+static void test_record_commands(void) {
+        _cleanup_(config_freep) struct lb_config *c = NULL;
+        char err[CONFIG_ERROR_MAX] = "";
+
+        is_int(load_text(T, &c, err), 0, "a config without record_commands loads");
+        if (c)
+                is_int(c->record_commands, true, "record_commands defaults to true");
+        config_free(c);
+        c = NULL;
+        is_int(load_text(T "record_commands = false;\n", &c, err), 0, "record_commands = false loads");
+        if (c)
+                is_int(c->record_commands, false, "record_commands false");
+        expect_refused("record_commands not a boolean", T "record_commands = \"no\";\n", -EINVAL, 2, "record_commands");
+}
+
 /* SPEC §7 expiry_warning: a list of durations, longest first, each once. */
 static void test_expiry_warning(void) {
         _cleanup_(config_freep) struct lb_config *c = NULL;
@@ -840,6 +856,7 @@ int main(void) {
         test_messages();
         test_store_keys();
         test_prompt_wait();
+        test_record_commands();
         test_expiry_warning();
         test_snapshot_path();
 
