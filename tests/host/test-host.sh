@@ -438,6 +438,7 @@ ok $? "purged: /etc/pam.d/sshd was never touched"
 
 cx apt-get install -y -q "/root/$(basename "$deb")" >>"$WORK/apt.log" 2>&1
 cx sh -c 'echo "tenant = \"contoso\";" >>/etc/lockbox/lockbox.conf'
+cx sh -c 'echo "record_commands = false;" >>/etc/lockbox/lockbox.conf'     # a container, as above
 cx dpkg-reconfigure pam-lockbox >>"$WORK/apt.log" 2>&1
 cx grep -q pam_lockbox /etc/pam.d/common-account && cx lockbox status >/dev/null
 ok $? "reinstall after purge, tenant set, dpkg-reconfigure: enabled and serving"
