@@ -315,7 +315,9 @@ int daemon_new(const char *config_path, const char *socket_override, const char 
                 r = sessions_new(d, &d->sessions);
         if (r >= 0)
                 r = warnings_new(d, &d->warnings);
-        if (r >= 0)
+        /* Off: the kernel audit is not touched at all (turned on by a reload, operators are
+         * refused until lockboxd restarts). */
+        if (r >= 0 && d->config->record_commands)
                 r = execaudit_new(d, &d->execaudit);
         if (r >= 0 && d->config->store_backend == STORE_BACKEND_POSTGRESQL) {
                 r = store_view_reset(d->store);

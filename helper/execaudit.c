@@ -6,7 +6,8 @@
  * if any, keeps its own rules and its own copy); libauparse puts each event back together
  * and we write one operator-exec entry per program, joined to the request through the
  * session's audit session id. Records the kernel drops are counted in its "lost" status;
- * a rise ends every operator session (their actions can no longer be shown). */
+ * a rise ends every operator session (their actions can no longer be shown), as does the
+ * removal of our rules by anyone but us. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +49,7 @@ struct execaudit {
         auparse_state_t *au;
         char key[32];                   /* KEY_PREFIX + our pid: which rules and records are ours */
         uint32_t lost;                  /* the kernel's count of lost records, as last seen */
+        unsigned own_removals;          /* rules we removed whose CONFIG_CHANGE has not come yet */
         uid_t *watched;
         size_t n_watched;
 };
@@ -115,6 +117,8 @@ static int exec_rules(struct execaudit *x, uid_t uid, bool add) {
                 r = add ? audit_add_rule_data(x->control_fd, rule, AUDIT_FILTER_EXIT, AUDIT_ALWAYS)
                         : audit_delete_rule_data(x->control_fd, rule, AUDIT_FILTER_EXIT, AUDIT_ALWAYS);
                 audit_rule_free_data(rule);
+                if (r >= 0 && !add)
+                        x->own_removals++;      /* the kernel reports it: not someone else's doing */
                 if (r == -EEXIST && add)
                         r = 0;
                 /* A kernel without 32-bit emulation runs no 32-bit program to record. */
@@ -545,6 +549,23 @@ static void records_lost(struct execaudit *x, uint32_t count, const char *why) {
         (void) sessions_end_all(x->d, "its actions could no longer be recorded");
 }
 
+/* A rule of ours removed, and not by us (auditctl -D, an auditd restart whose rules begin
+ * with -D): the operators' commands are no longer recorded. */
+static void config_change(struct execaudit *x, const char *text, size_t len) {
+        char ours[64];
+        _cleanup_(freep) char *copy = strndup(text, len);
+
+        snprintf(ours, sizeof(ours), "key=\"%s\"", x->key);
+        if (!copy || !strstr(copy, "op=remove_rule") || !strstr(copy, ours))
+                return;
+        if (x->own_removals > 0) {
+                x->own_removals--;
+                return;
+        }
+        x->n_watched = 0;               /* gone: a new session adds them again */
+        records_lost(x, 0, "the audit rules that record operators' commands were removed");
+}
+
 static int on_records(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct execaudit *x = userdata;
 
@@ -574,6 +595,10 @@ static int on_records(sd_event_source *s, int fd, uint32_t revents, void *userda
                 if (msg.nlh.nlmsg_len >= NLMSG_HDRLEN && msg.nlh.nlmsg_len - NLMSG_HDRLEN < len)
                         len = msg.nlh.nlmsg_len - NLMSG_HDRLEN;
                 len = strnlen(msg.data, len);
+                if (msg.nlh.nlmsg_type == AUDIT_CONFIG_CHANGE) {
+                        config_change(x, msg.data, len);
+                        continue;
+                }
                 name = audit_msg_type_to_name(msg.nlh.nlmsg_type);
                 k = name ? snprintf(line, sizeof(line), "type=%s msg=%.*s\n", name, (int) len, msg.data)
                          : snprintf(line, sizeof(line), "type=UNKNOWN[%u] msg=%.*s\n", msg.nlh.nlmsg_type, (int) len,
@@ -612,6 +637,10 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 /* Someone turned auditing off (journald does at its start unless Audit=yes):
                  * on again, and what ran meanwhile is missing. */
                 (void) audit_set_enabled(x->control_fd, 1);
+                /* Whatever else changed meanwhile went unreported: our rules in place again. */
+                x->own_removals = 0;
+                for (size_t i = 0; i < x->n_watched; i++)
+                        (void) exec_rules(x, x->watched[i], true);
                 if (x->n_watched > 0)
                         records_lost(x, 0, "the kernel audit was turned off");
         } else if (r >= 0 && lost != x->lost) {

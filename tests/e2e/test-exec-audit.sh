@@ -24,6 +24,18 @@ lb_sshd_start || bail "sshd did not start"
 echo 'lbt-op1 ALL=(ALL:ALL) NOPASSWD: ALL' >/etc/sudoers.d/lbtest
 chmod 0440 /etc/sudoers.d/lbtest
 
+# ==== the host's own rules coexist; an earlier lockboxd's are cleared ===========================
+
+HOST_RULE=(exit,always -F arch=b64 -S fchmodat -k lbtest-host-$$)
+STALE_RULE=(exit,always -F arch=b64 -S execve -F auid=4999999 -k lockbox-4999999)   # above pid_max: no such lockboxd
+auditctl -a "${HOST_RULE[@]}" >/dev/null && auditctl -a "${STALE_RULE[@]}" >/dev/null || bail "auditctl -a failed"
+lb_restart_daemon || bail "lockboxd did not restart"
+rules=$(auditctl -l)
+ok "$(grep -q "key=lockbox-4999999" <<<"$rules"; [ $? != 0 ]; echo $?)" \
+        "at start, lockboxd removes the rules of an earlier lockboxd that is gone"
+ok "$(grep -q "key=lbtest-host-$$" <<<"$rules"; echo $?)" "... and leaves the host's own rules alone"
+auditctl -d "${HOST_RULE[@]}" >/dev/null
+
 grant() {  # grant USER: an approved request of USER; its id in ID
         lb_new_request "$1" --duration 1h
         run lbt-mgr approve "$ID" >/dev/null
@@ -112,6 +124,22 @@ sleep 3.5
 is "$(execs after-revoke-42)" "" "a command after the grant ended: no entry (the session was ended first)"
 lb_wait_until 5 '[ -z "$(auditctl -l | grep "key=lockbox-$LB_DAEMON_PID")" ]'
 ok $? "the operator's last session gone: lockboxd's audit rules are removed"
+
+# ==== our rules removed by someone else (auditctl -D, an auditd restart with -D) =====================
+
+grant lbt-op1
+lb_ssh_command lbt-op1
+"${LB_SSH_CMD[@]}" 'echo started; exec sleep 30' >"$LB_TMP/live.out" 2>&1 </dev/null &
+live=$!
+lb_wait_until 5 'grep -q started "$LB_TMP/live.out"'
+mark=$(lb_journal_mark)
+auditctl -D >/dev/null
+lb_wait_until 5 '! kill -0 $live 2>/dev/null'
+ok $? "lockboxd's rules deleted by auditctl -D: the operator's session is ended"
+like "$(journal_since "$mark" LOCKBOX_EVENT=audit-lost | jq -r .MESSAGE | tail -n 1)" "rules .* were removed" \
+        "... with an audit-lost entry saying why"
+wait "$live" 2>/dev/null
+run lbt-appr revoke "$ID" --comment "exec test"
 
 # ==== records the kernel drops ======================================================================
 

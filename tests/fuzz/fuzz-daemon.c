@@ -93,7 +93,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         if (!f)
                 abort();
         fprintf(f, "tenant = \"contoso\";\nmin_duration = \"1s\";\nrequest_timeout = \"1h\";\n"
-                   "socket = \"%s\";\ndatabase = \"%s\";\n", socket_path, db);
+                   "socket = \"%s\";\ndatabase = \"%s\";\nrecord_commands = false;\n", socket_path, db);
         fclose(f);
         chmod(path, 0644);
         audit_sink = audit_counting_sink;
