@@ -524,12 +524,11 @@ static uint64_t monotonic_usec(void) {
  * WaitRequest when it moves on, so the operator hears each step as it happens. */
 static int wait_at_prompt(pam_handle_t *handle, const struct lb_config *c, const char *shown, const char *id,
                           const char *state) {
-        _cleanup_(freep) char *last = strdup(state), *answer = NULL;
+        _cleanup_(freep) char *answer = NULL;
+        int last = state_from_string(state);
         uint64_t deadline;
         char wbuf[DURATION_BUF];
 
-        if (!last)
-                return PAM_BUF_ERR;
         if (c->prompt_wait == 0) {
                 (void) pam_error(handle, "lockbox: log in again once request %s is approved", id);
                 return PAM_PERM_DENIED;
@@ -575,12 +574,9 @@ static int wait_at_prompt(pam_handle_t *handle, const struct lb_config *c, const
                 if (client_read_request(reply, &w) <= 0 || state_from_string(w.state) < 0 || !streq(w.id, id))
                         return log_result(handle, LOG_ERR, PAM_PERM_DENIED, "refusing %s: malformed reply from lockboxd",
                                           shown);
-                if (streq(w.state, last))
+                if (state_from_string(w.state) == last)
                         continue;
-                free(last);
-                last = strdup(w.state);
-                if (!last)
-                        return PAM_BUF_ERR;
+                last = state_from_string(w.state);
                 approver = text_escape(w.approver);
                 comment = text_escape(w.comment);
                 if (waiting_for(w.state))
